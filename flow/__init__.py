@@ -1,0 +1,4 @@
+"""Optical flow between video frames: estimation, occlusion masks, warping, visualisation.
+
+Plain torch / OpenCV functions; never imports ComfyUI.
+"""

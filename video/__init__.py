@@ -1,0 +1,4 @@
+"""Clip-level helpers: key-frame selection (and, later, reading and writing video files).
+
+Never imports ComfyUI.
+"""
