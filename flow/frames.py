@@ -22,6 +22,8 @@ def check_frames(frames: torch.Tensor, name: str = "frames", min_count: int = 1)
                          "for example by loading the frames without alpha or dropping the alpha channel.")
     if channels != 3:
         raise ValueError(f"{name} have {channels} channels; give RGB images (3 channels).")
+    if frames.shape[0] == 0:
+        raise ValueError(f"{name} is empty: connect a batch with at least {min_count} frame(s).")
     if frames.shape[0] < min_count:
         raise ValueError(f"{name} hold {frames.shape[0]} frame(s); optical flow needs at least {min_count}: "
                          "connect the whole clip as one image batch.")

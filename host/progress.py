@@ -13,15 +13,16 @@ def check_interrupted() -> None:
 
 
 def progress_reporter(total: int) -> Callable[..., None]:
-    """A callback ``report(done, total, preview=None)`` that moves a node progress bar.
+    """A callback ``report(done, total=None, preview=None)`` that moves a node progress bar.
 
     It checks for interruption on every call, so long loops that report progress stop at the
-    next step when the user cancels. ``preview`` is an optional PIL image shown on the node.
+    next step when the user cancels. ``preview`` is what the host's latent previewer returns
+    (shown on the node), or None.
     """
     bar = comfy.utils.ProgressBar(total)  # positional total: the 2024 host has no node_id argument
 
     def report(done: int, total_now: int | None = None, preview=None) -> None:
         check_interrupted()
-        bar.update_absolute(done, total_now or total, ("JPEG", preview, 512) if preview is not None else None)
+        bar.update_absolute(done, total_now or total, preview)
 
     return report

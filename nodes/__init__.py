@@ -3,9 +3,9 @@
 Node classes stay thin: inputs, tooltips, outputs and one call into the plain modules.
 Each module below exports its own NODE_CLASS_MAPPINGS / NODE_DISPLAY_NAME_MAPPINGS.
 """
-from . import keyframe_selection, optical_flow
+from . import keyframe_selection, keyframes, optical_flow
 
-_MODULES = (keyframe_selection, optical_flow)
+_MODULES = (keyframe_selection, optical_flow, keyframes)
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}

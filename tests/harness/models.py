@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 # Bump when the generated files change, so stale caches are rebuilt.
-FIXTURE_VERSION = "1"
+FIXTURE_VERSION = "2"
 
 SD15_UNET_CONFIG = {
     "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
@@ -112,6 +112,16 @@ def clip_l_layout() -> dict[str, tuple[int, ...]]:
     return layout
 
 
+def realistic_posterior(weights: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Give a random VAE the tiny posterior variance of real SD VAEs (log-variance about -10), so
+    a host that samples the posterior gets essentially its mean, as with real weights."""
+    weight, bias = weights[prefix + "quant_conv.weight"], weights[prefix + "quant_conv.bias"]
+    half = weight.shape[0] // 2
+    weight[half:] = 0
+    bias[half:] = -10
+    return weights
+
+
 def _prefixed(prefix: str, layout: dict) -> dict:
     return {prefix + k: v for k, v in layout.items()}
 
@@ -134,7 +144,7 @@ def write_sd15_checkpoint(path: Path, seed: int = 1) -> Path:
     layout.update(_prefixed("model.diffusion_model.", _meta_layout(lambda: _unet(SD15_UNET_CONFIG))))
     layout.update(_prefixed("first_stage_model.", _meta_layout(lambda: _autoencoder(SD_VAE_DDCONFIG))))
     layout.update(_prefixed("cond_stage_model.transformer.", clip_l_layout()))
-    tensors = random_like_layout(layout, seed, torch.float16)
+    tensors = realistic_posterior(random_like_layout(layout, seed, torch.float16), "first_stage_model.")
     metadata = {"rerender_test_fixture": "random weights, not a real model", "version": FIXTURE_VERSION}
     _atomic_write(path, lambda p: save_file(tensors, str(p), metadata=metadata))
     return path
@@ -201,12 +211,103 @@ def tiny_vae(seed: int = 0):
     """A tiny SD-layout VAE (×8 down-sampling, 4 latent channels) in the host's VAE wrapper."""
     import comfy.sd
 
-    weights = random_like_layout(_meta_layout(lambda: _autoencoder(TINY_VAE_DDCONFIG)), seed)
+    weights = realistic_posterior(random_like_layout(_meta_layout(lambda: _autoencoder(TINY_VAE_DDCONFIG)), seed))
     return comfy.sd.VAE(sd=weights, config={"params": {"ddconfig": TINY_VAE_DDCONFIG,
                                                        "embed_dim": TINY_VAE_DDCONFIG["z_channels"]}})
+
+
+# The smoothing autoencoder: an SD-layout VAE whose weights are set, not trained.
+SMOOTH_VAE_DDCONFIG = dict(SD_VAE_DDCONFIG, ch=128, num_res_blocks=1)
+_K = 500.0     # offset of the channels entering the output GroupNorms (residual gain error ~ c²/K²)
+_LIFT = 20.0   # shift into SiLU's linear range before the output convolutions
+_SCALE = 14.0  # latent units per image unit: 0.18215-scaled latents of textures have about unit spread
+
+
+def smoothing_autoencoder_weights() -> dict[str, torch.Tensor]:
+    """Weights for the host's AutoencoderKL (ch 128) that make it a translation-equivariant,
+    nearly linear autoencoder: it encodes by filtered 8x down-sampling of the RGB channels and
+    decodes by smooth (nearest + tent) up-sampling.
+
+    Residual and attention branches are zero. A GroupNorm normalises by its group's mean and
+    spread, which would make any map through it scale-invariant; so just before each output
+    GroupNorm a 1x1 layer turns every colour channel c into the pair (K + c, K − c) inside a group
+    of otherwise zero channels. The group's mean is then constant and its spread constant up to
+    O(c²/K²), so the norm is a fixed affine map that the norm's own scale and shift undo.
+    A random-weight VAE scrambles sub-8-pixel motion; this one keeps it, which tests of temporal
+    consistency need.
+    """
+    layout = _meta_layout(lambda: _autoencoder(SMOOTH_VAE_DDCONFIG))
+    w = {name: torch.zeros(shape) for name, shape in layout.items()}
+    tent = torch.tensor([1.0, 2.0, 1.0]) / 4
+    box = torch.zeros(3, 3)
+    box[:2, :2] = 0.25   # never reads the zero row/column the down-sampler pads with
+    encoder_channels, decoder_channels = (0, 2, 4), (0, 4, 8)   # one decoder norm group (4 channels) each
+    for name, tensor in w.items():
+        if name.endswith(("norm1.weight", "norm2.weight", "attn_1.norm.weight")):
+            tensor.fill_(1)
+    for j, (e, d) in enumerate(zip(encoder_channels, decoder_channels)):
+        w["encoder.conv_in.weight"][e, j, 1, 1] = 1
+        w["encoder.down.0.downsample.conv.weight"][e, e] = torch.outer(tent, tent)
+        w["encoder.down.1.block.0.nin_shortcut.weight"][e, e, 0, 0] = 1
+        w["encoder.down.1.downsample.conv.weight"][e, e] = torch.outer(tent, tent)
+        nin = "encoder.down.2.block.0.nin_shortcut"   # the pair (K + c, K − c) from here on
+        w[nin + ".weight"][e, e, 0, 0], w[nin + ".bias"][e] = 1, _K
+        w[nin + ".weight"][e + 1, e, 0, 0], w[nin + ".bias"][e + 1] = -1, _K
+        w["encoder.down.2.downsample.conv.weight"][e, e] = box
+        w["encoder.down.2.downsample.conv.weight"][e + 1, e + 1] = box
+        w["encoder.conv_out.weight"][j, e, 1, 1], w["encoder.conv_out.bias"][j] = 1, -_LIFT
+        w["quant_conv.weight"][j, j, 0, 0] = _SCALE
+        w["post_quant_conv.weight"][j, j, 0, 0] = 1 / _SCALE
+        w["decoder.conv_in.weight"][d, j, 1, 1] = 1
+        for level in (3, 2, 1):
+            w[f"decoder.up.{level}.upsample.conv.weight"][d, d] = torch.outer(tent, tent)
+        w["decoder.up.1.block.0.nin_shortcut.weight"][d, d, 0, 0] = 1
+        nin = "decoder.up.0.block.0.nin_shortcut"
+        w[nin + ".weight"][d, d, 0, 0], w[nin + ".bias"][d] = 1, _K
+        w[nin + ".weight"][d + 1, d, 0, 0], w[nin + ".bias"][d + 1] = -1, _K
+        w["decoder.conv_out.weight"][j, d, 1, 1], w["decoder.conv_out.bias"][j] = 1, -_LIFT
+    w["quant_conv.bias"][4:] = -10  # tiny posterior variance, as real SD VAEs
+    # Encoder output group: 16 channels [K±r, K±g, K±b, 0 x 10]; decoder groups: [K+c, K−c, 0, 0].
+    encoder_mean = 6 * _K / 16
+    encoder_std = math.sqrt((6 * (_K - encoder_mean) ** 2 + 10 * encoder_mean ** 2) / 16)
+    for e, d in zip(encoder_channels, decoder_channels):
+        w["encoder.norm_out.weight"][e], w["encoder.norm_out.bias"][e] = encoder_std, encoder_mean - _K + _LIFT
+        w["decoder.norm_out.weight"][d], w["decoder.norm_out.bias"][d] = _K / 2, _K / 2 - _K + _LIFT
+    return w
+
+
+def smoothing_vae():
+    """The host's VAE wrapper around ``smoothing_autoencoder_weights``."""
+    import comfy.sd
+
+    return comfy.sd.VAE(sd=smoothing_autoencoder_weights(),
+                        config={"params": {"ddconfig": SMOOTH_VAE_DDCONFIG, "embed_dim": 4}})
 
 
 def tiny_conditioning(seed: int, tokens: int = 77):
     """A CONDITIONING list for the tiny model: one random text embedding."""
     generator = torch.Generator().manual_seed(seed)
     return [[torch.randn(1, tokens, TINY_CONTEXT_DIM, generator=generator), {}]]
+
+
+def write_random_lora(path: Path, unet_weights: dict[str, torch.Tensor], rank: int = 4, seed: int = 3,
+                      scale: float = 0.5) -> Path:
+    """A LoRA (kohya-style ``lora_unet_*`` keys) for the attention projections of a UNet.
+
+    Args:
+        unet_weights: the UNet's state dict (keys as in ``diffusion_model.<key>``), for names and shapes.
+    """
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for key, weight in unet_weights.items():
+        if not key.endswith(("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight")) or weight.ndim != 2:
+            continue
+        name = "lora_unet_" + key[:-len(".weight")].replace(".", "_")
+        out_features, in_features = weight.shape
+        tensors[name + ".lora_down.weight"] = torch.randn(rank, in_features, generator=generator) / math.sqrt(in_features)
+        tensors[name + ".lora_up.weight"] = torch.randn(out_features, rank, generator=generator) * scale / math.sqrt(rank)
+        tensors[name + ".alpha"] = torch.tensor(float(rank))
+    _atomic_write(path, lambda p: save_file(tensors, str(p)))
+    return path

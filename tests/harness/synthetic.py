@@ -4,10 +4,11 @@ from __future__ import annotations
 import torch
 
 
-def textured(height: int = 48, width: int = 64, seed: int = 0) -> torch.Tensor:
-    """A smooth random texture [1, 3, H, W] in [0, 1] (smooth so bilinear sampling is well behaved)."""
+def textured(height: int = 48, width: int = 64, seed: int = 0, cell: int = 4) -> torch.Tensor:
+    """A smooth random texture [1, 3, H, W] in [0, 1]: random colours every ``cell`` pixels,
+    bicubically interpolated (smooth, so bilinear sampling is well behaved)."""
     generator = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(1, 3, max(height // 4, 2), max(width // 4, 2), generator=generator)
+    coarse = torch.rand(1, 3, max(height // cell, 2), max(width // cell, 2), generator=generator)
     return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True).clamp(0, 1)
 
 
@@ -18,14 +19,15 @@ def constant_flow(dx: float, dy: float, height: int = 48, width: int = 64, batch
     return flow
 
 
-def shifted_clip(frames: int = 4, dx: int = 2, dy: int = 1, height: int = 48, width: int = 64, seed: int = 0):
+def shifted_clip(frames: int = 4, dx: int = 2, dy: int = 1, height: int = 48, width: int = 64, seed: int = 0,
+                 cell: int = 4):
     """A texture translated by (dx, dy) px per frame.
 
     Returns:
         (clip [N, 3, H, W] in [0, 1], forward flow [N−1, 2, H, W] = (dx, dy) everywhere).
     """
     margin_y, margin_x = 4 + abs(dy) * frames, 4 + abs(dx) * frames
-    big = textured(height + 2 * margin_y, width + 2 * margin_x, seed)
+    big = textured(height + 2 * margin_y, width + 2 * margin_x, seed, cell)
     clip = torch.cat([big[..., margin_y - i * dy:margin_y - i * dy + height, margin_x - i * dx:margin_x - i * dx + width]
                       for i in range(frames)])
     return clip, constant_flow(dx, dy, height, width, batch=frames - 1)

@@ -1,0 +1,5 @@
+"""Key-frame translation: SD1.5 sampling under Rerender's hierarchical cross-frame constraints.
+
+``constraints.py`` holds the math as plain tensor functions; ``attention.py`` and ``sampler.py``
+are the small hooks; ``renderer.py`` runs the key frames one after another through the host.
+"""

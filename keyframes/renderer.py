@@ -1,0 +1,289 @@
+"""Rendering key frames one after another under Rerender's cross-frame constraints.
+
+The first key frame is the anchor. Its first pass is a plain render that leaves behind the
+anchor's attention features, its x̂0 and x̂0 statistics per step, and its image. Every later key
+frame k is then rendered
+  * pass 1: cross-frame attention, shape-aware fusion and AdaIN (those attached to the model);
+  * with pixel-aware fusion, pass 2: the anchor's and the previous key frame's outputs, warped to
+    frame k, are composited over pass 1's render, encoded fidelity-first, and blended into x_t
+    during the pixel-fusion steps; pass 2 is the frame's output.
+With pixel-aware fusion the anchor gets its second pass too, against its own first render (the
+reference renders its first output key frame against the anchor; a plain anchor among fused key
+frames would differ from all of them in character). The "previous" attention reference is
+updated by a frame's last pass. All frames share one noise (same seed), the reference's
+fixed-noise prior.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+
+from ..flow.frames import check_frames
+from ..flow.video_flow import FlowEstimator, bidirectional_flow
+from ..flow.warp import flow_to_latent, warp
+from ..host.sampling import previewer, require_sd15, sigma_schedule, vae_decode, vae_encode
+from .attention import (ATTEND, ATTEND_AND_UPDATE, OFF, RECORD_ANCHOR, AttentionFeatures,
+                        CrossFrameAttentionHook, StepClock)
+from .conditioning import check_control_images, conditioning_for_frame
+from .constraints import (adain, blend_masks, channel_stats, compensation_mask, composite_references,
+                          fidelity_target, pixel_fusion_blend, pixel_fusion_weights, shape_fusion)
+from .sampler import ddim_sampler_function
+from .settings import Constraints, constraints_of
+
+NODE = "RerenderKeyframes"
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    seed: int
+    steps: int = 20
+    cfg: float = 7.5
+    scheduler: str = "ddim_uniform"
+    denoise: float = 1.0
+
+
+@dataclass
+class AnchorMemory:
+    """What the anchor pass leaves for the later key frames (sampler-space latents)."""
+
+    x0: dict[int, torch.Tensor] = field(default_factory=dict)
+    stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+@dataclass
+class Reference:
+    """A rendered reference frame (anchor or previous key) seen from the current key frame."""
+
+    flow: torch.Tensor       # [1, 2, H, W] current → reference, pixels
+    occluded: torch.Tensor   # [1, 1, H, W] current pixels the reference does not show
+    warped: torch.Tensor     # [1, 3, H, W] the reference's output moved onto the current frame
+    blend: torch.Tensor      # [1, 1, H, W] soft pixel blend mask (1 = keep the fresh render)
+    validity: torch.Tensor   # [1, 1, H/8, W/8] latent validity (1 = use the reference)
+
+
+def identity_reference(image: torch.Tensor) -> Reference:
+    """A frame as its own reference: zero flow, nothing occluded, everything valid."""
+    _, _, height, width = image.shape
+    nothing = image.new_zeros(1, 1, height, width)
+    return Reference(image.new_zeros(1, 2, height, width), nothing, image, nothing,
+                     image.new_ones(1, 1, height // 8, width // 8))
+
+
+@dataclass
+class PixelTarget:
+    target: torch.Tensor     # fused target latent x_trg (sampler space)
+    w: torch.Tensor
+    r: torch.Tensor
+
+
+class FramePass:
+    """The hooks of one sampling pass of one key frame (see sampler.StepHooks)."""
+
+    def __init__(self, renderer: "KeyframeRenderer", attention_mode: str, record_anchor: bool = False,
+                 anchor_reference: Reference | None = None, pixel: PixelTarget | None = None):
+        self.renderer = renderer
+        self.constraints: Constraints = renderer.constraints
+        self.attention_mode = attention_mode
+        self.record_anchor = record_anchor
+        self.pixel = pixel
+        self.generator = torch.Generator().manual_seed(renderer.sampling.seed)
+        self.latent_flow = self.latent_validity = None
+        if anchor_reference is not None and self.constraints.shape_fusion is not None:
+            self.latent_flow = flow_to_latent(anchor_reference.flow)
+            self.latent_validity = anchor_reference.validity
+
+    def begin_step(self, step, total, x, direction, sigma):
+        self.renderer.clock.step, self.renderer.clock.total = step, total
+        if self.renderer.attention is not None:
+            self.renderer.attention.mode = self.attention_mode
+        fusion = self.constraints.pixel_fusion
+        if self.pixel is not None and direction is not None and fusion.steps.active(step, total):
+            noise = torch.randn(x.shape, generator=self.generator).to(x)
+            x = pixel_fusion_blend(x, direction, self.pixel.target.to(x), noise, sigma,
+                                   self.pixel.w.to(x), self.pixel.r.to(x))
+        return x
+
+    def adjust_x0(self, step, x0):
+        total, anchor, c = self.renderer.clock.total, self.renderer.anchor, self.constraints
+        if self.record_anchor:
+            if c.shape_fusion is not None and c.shape_fusion.steps.active(step, total):
+                anchor.x0[step] = x0.clone()
+            if c.color_adain is not None and c.color_adain.steps.active(step, total):
+                anchor.stats[step] = channel_stats(x0)
+            return x0
+        if c.color_adain is not None and c.color_adain.steps.active(step, total):
+            x0 = adain(x0, *anchor.stats[step])
+        if self.latent_flow is not None and c.shape_fusion.steps.active(step, total):
+            x0 = shape_fusion(x0, anchor.x0[step], self.latent_flow.to(x0), self.latent_validity.to(x0))
+        return x0
+
+
+class KeyframeRenderer:
+    """Renders a batch of key frames with the constraints attached to ``model``.
+
+    Args:
+        model: a ModelPatcher of an SD1.5 model, possibly carrying constraint settings.
+        vae: encodes the key frames and decodes the results.
+        positive, negative: CONDITIONING; ControlNet control images may hold one image per key frame.
+        flow_estimator: flow between key frames (used by shape and pixel fusion).
+        report: progress callback ``report(done, total, preview)``; may raise to stop.
+        on_step: optional ``on_step(key_index, pass_index, step, x0)`` called with every step's final
+            x̂0 (sampler space), for inspection.
+        feature_dtype: precision of the stored attention features (half by default, to halve memory).
+    """
+
+    def __init__(self, model, vae, positive, negative, flow_estimator: FlowEstimator,
+                 sampling: SamplingSettings, report: Callable | None = None, on_step: Callable | None = None,
+                 feature_dtype: torch.dtype = torch.float16):
+        require_sd15(model, NODE)
+        if sampling.steps < 2:
+            raise ValueError(f"steps is {sampling.steps}: {NODE} needs at least 2 steps (20 is the reference's).")
+        self.vae, self.positive, self.negative = vae, positive, negative
+        self.flow_estimator = flow_estimator
+        self.sampling = sampling
+        self.report = report
+        self.on_step = on_step
+        self.constraints = constraints_of(model)
+        self.model = model.clone()
+        self.clock = StepClock()
+        self.features = AttentionFeatures(feature_dtype)
+        self.anchor = AnchorMemory()
+        self.attention = None
+        if self.constraints.cross_frame_attention is not None:
+            hook = self.attention = CrossFrameAttentionHook(self.constraints.cross_frame_attention, self.clock,
+                                                            self.features)
+            # A closure, not the hook object: model clones deep-copy callable objects.
+            self.model.set_model_attn1_patch(lambda n, context, value, extra: hook(n, context, value, extra))
+        self.sigmas = sigma_schedule(self.model, sampling.scheduler, sampling.steps, sampling.denoise)
+        self.previewer = previewer(self.model)
+        self.steps_done = 0
+        self.steps_total = 0
+
+    # -- checks -----------------------------------------------------------------------------
+    def _check_frames(self, frames: torch.Tensor) -> None:
+        if frames.shape[0] == 0:
+            raise ValueError("key_frames is empty: connect at least one key frame.")
+        check_frames(frames, "key_frames")
+        height, width = frames.shape[-2:]
+        if height % 8 or width % 8:
+            raise ValueError(f"key_frames are {width}x{height}, but SD1.5 needs both sides divisible by 8: "
+                             "resize or crop the frames (multiples of 64 work best).")
+        for conditioning, name in ((self.positive, "positive"), (self.negative, "negative")):
+            check_control_images(conditioning, name, frames.shape[0], height, width)
+
+    # -- one sampling pass --------------------------------------------------------------------
+    def _sample(self, hooks: FramePass, latent_image, noise, key_index: int, frame_count: int,
+                pass_index: int = 0) -> torch.Tensor:
+        sampler = comfy.samplers.KSAMPLER(ddim_sampler_function(hooks))
+        positive = conditioning_for_frame(self.positive, key_index, frame_count)
+        negative = conditioning_for_frame(self.negative, key_index, frame_count)
+        base = self.steps_done
+
+        def callback(step, x0, x, total):
+            if self.on_step is not None:
+                self.on_step(key_index, pass_index, step, x0)
+            if self.report is not None:
+                preview = self.previewer.decode_latent_to_preview_image("JPEG", x0) if self.previewer else None
+                self.report(base + step + 1, self.steps_total, preview)
+
+        try:
+            return comfy.sample.sample_custom(self.model, noise, self.sampling.cfg, sampler, self.sigmas, positive,
+                                              negative, latent_image, callback=callback, disable_pbar=True,
+                                              seed=self.sampling.seed)
+        finally:
+            self.steps_done = base + self.sampling.steps
+            if self.attention is not None:
+                self.attention.mode = OFF
+
+    # -- references and the pixel-fusion target -------------------------------------------------
+    def _reference(self, current: torch.Tensor, frame: torch.Tensor, image: torch.Tensor) -> Reference:
+        flow, _, occluded, _ = bidirectional_flow(self.flow_estimator, current, frame)
+        blend, validity = blend_masks(occluded)
+        return Reference(flow, occluded, warp(image, flow), blend, validity)
+
+    def _pixel_target(self, direct: torch.Tensor, previous: Reference, anchor: Reference) -> PixelTarget:
+        fusion = self.constraints.pixel_fusion
+        vae = fusion.vae.value
+        composite = composite_references(direct, previous.warped, previous.blend, anchor.warped, anchor.blend)
+        _, validity = blend_masks(previous.occluded * anchor.occluded)   # occluded in both references
+        seed = self.sampling.seed
+        encoded = vae_encode(vae, composite, seed)
+        re_encoded = vae_encode(vae, vae_decode(vae, encoded), seed)
+        compensated = vae_decode(vae, encoded + (encoded - re_encoded))
+        no_compensation = compensation_mask(compensated, composite).to(encoded)
+        validity = validity.to(encoded)
+        target = fidelity_target(encoded, re_encoded, no_compensation) * validity
+        w, r = pixel_fusion_weights(validity, fusion.strength, fusion.detail, fusion.smooth_boundary)
+        return PixelTarget(self.model.model.process_latent_in(target), w, r)
+
+    # -- the whole run ------------------------------------------------------------------------
+    def render(self, frames: torch.Tensor, anchor_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Render key frames.
+
+        Args:
+            frames: [N, 3, H, W] RGB in [0, 1], the first one the anchor; H and W divisible by 8.
+            anchor_only: render only the anchor (to tune the look quickly).
+
+        Returns:
+            (images [N', 3, H, W] in [0, 1], latents [N', 4, H/8, W/8] unscaled VAE latents),
+            N' = 1 with ``anchor_only``, else N.
+        """
+        self._check_frames(frames)
+        count = 1 if anchor_only else frames.shape[0]
+        constraints = self.constraints
+        pixel_fusion = constraints.pixel_fusion
+        self.steps_total = self.sampling.steps * count * (2 if pixel_fusion is not None else 1)
+        cross = constraints.cross_frame_attention
+        images, latents = [], []
+        try:
+            anchor_image = previous_image = None
+            for k in range(count):
+                frame = frames[k:k + 1]
+                latent_image = vae_encode(self.vae, frame, self.sampling.seed)
+                noise = comfy.sample.prepare_noise(latent_image, self.sampling.seed)
+                update = ATTEND_AND_UPDATE if cross is not None and cross.updates_previous(k) else ATTEND
+                if k == 0:
+                    # The anchor pass: key frame 0 with itself as anchor and previous, which is a plain
+                    # render (attention on its own features is self-attention, fusing with itself a
+                    # no-op); it records what the later key frames are constrained to.
+                    latent = self._sample(FramePass(self, RECORD_ANCHOR, record_anchor=True),
+                                          latent_image, noise, k, frames.shape[0])
+                else:
+                    anchor = previous = None
+                    if constraints.shape_fusion is not None or pixel_fusion is not None:
+                        anchor = self._reference(frame, frames[:1], anchor_image)
+                    if pixel_fusion is not None:
+                        previous = anchor if k == 1 else self._reference(frame, frames[k - 1:k], previous_image)
+                    latent = self._sample(FramePass(self, update if pixel_fusion is None else ATTEND,
+                                                    anchor_reference=anchor), latent_image, noise, k, frames.shape[0])
+                if pixel_fusion is not None:
+                    # Every key frame, the anchor's included, gets the fused second pass, as the
+                    # reference's first output key frame is rendered against the anchor.
+                    direct = vae_decode(pixel_fusion.vae.value, latent)
+                    if k == 0:
+                        anchor = previous = identity_reference(direct)
+                    pixel = self._pixel_target(direct, previous, anchor)
+                    latent = self._sample(FramePass(self, update, anchor_reference=anchor, pixel=pixel),
+                                          latent_image, noise, k, frames.shape[0], pass_index=1)
+                image = vae_decode(self.vae, latent)
+                if k == 0:
+                    anchor_image = image
+                previous_image = image
+                images.append(image)
+                latents.append(latent)
+            return torch.cat(images), torch.cat(latents)
+        finally:
+            self.features.clear()
+            self.anchor = AnchorMemory()
+            comfy.model_management.soft_empty_cache()
+
+    def stored_bytes(self) -> int:
+        """Bytes held by the stored attention features and anchor latents right now."""
+        anchor = sum(t.numel() * t.element_size() for t in self.anchor.x0.values())
+        return self.features.nbytes() + anchor

@@ -1,0 +1,171 @@
+"""Key-frame translation: the four constraint nodes and the key-frame sampler."""
+from __future__ import annotations
+
+from ..host.progress import progress_reporter
+from ..host.sampling import schedulers
+from ..keyframes.renderer import KeyframeRenderer, SamplingSettings
+from ..keyframes.settings import (ColorAdaIN, CrossFrameAttention, PixelFusion, Shared, ShapeFusion, StepRange,
+                                  with_constraint)
+from .flow_inputs import flow_estimator, flow_methods
+from .images import frames_to_image, image_to_frames
+from .socket_types import CATEGORY
+
+CONSTRAINTS = f"{CATEGORY}/constraints"
+RANGE_NOTE = ("Fractions of the steps actually run (step i of N is active when start <= i/N <= end), so the "
+              "range keeps working at any denoise and step count. start > end switches it off.")
+
+
+def step_range(default_start: float, default_end: float, what: str) -> dict:
+    return {
+        "start": ("FLOAT", {"default": default_start, "min": 0.0, "max": 1.0, "step": 0.01,
+                            "tooltip": f"First step {what} is active, as a fraction of the steps. {RANGE_NOTE}"}),
+        "end": ("FLOAT", {"default": default_end, "min": 0.0, "max": 1.0, "step": 0.01,
+                          "tooltip": f"Last step {what} is active, as a fraction of the steps."}),
+    }
+
+
+class _ConstraintNode:
+    CATEGORY = CONSTRAINTS
+    FUNCTION = "patch"
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The same model carrying this constraint. It takes effect in Rerender Keyframes; "
+                       "any other sampler ignores it.",)
+    MODEL_INPUT = {"model": ("MODEL", {"tooltip": "An SD1.5 model (with any LoRA / FreeU applied)."})}
+
+
+class RerenderCrossFrameAttention(_ConstraintNode):
+    DESCRIPTION = ("Style-aware cross-frame attention: in the decoder's self-attention every key frame attends to "
+                   "the anchor (first) and the previous key frame instead of itself, so textures and style carry "
+                   "over. Costs about 1 GB of stored features per 512x512 run (half precision).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            **cls.MODEL_INPUT,
+            **step_range(0.0, 1.0, "cross-frame attention"),
+            "loose": ("BOOLEAN", {"default": False, "tooltip": "Only the 640- and 320-channel decoder layers: "
+                                  "looser style binding, better for large motion."}),
+            "previous_update_interval": ("INT", {
+                "default": 1, "min": 0, "max": 1000,
+                "tooltip": "Every how many key frames the 'previous' reference moves on (1 = every key frame). "
+                           "0 keeps the anchor as the only reference. Larger values limit drift on long clips."}),
+        }}
+
+    def patch(self, model, start, end, loose, previous_update_interval):
+        return (with_constraint(model, CrossFrameAttention(StepRange(start, end), loose, previous_update_interval)),)
+
+
+class RerenderShapeFusion(_ConstraintNode):
+    DESCRIPTION = ("Shape-aware latent fusion: during the early steps the anchor's predicted clean latent, warped "
+                   "by optical flow, is pasted where the anchor shows the same content. Keeps shapes in place.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {**cls.MODEL_INPUT, **step_range(0.0, 0.1, "shape-aware fusion")}}
+
+    def patch(self, model, start, end):
+        return (with_constraint(model, ShapeFusion(StepRange(start, end))),)
+
+
+class RerenderPixelFusion(_ConstraintNode):
+    DESCRIPTION = ("Pixel-aware latent fusion: a second pass per key frame in which the anchor's and previous key "
+                   "frame's outputs, warped to the frame, are blended into the latent during the middle steps, "
+                   "encoded fidelity-first. The strongest consistency constraint; doubles the sampling time.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            **cls.MODEL_INPUT,
+            "vae": ("VAE", {"tooltip": "Encodes the warped references (fidelity-oriented encoding)."}),
+            **step_range(0.55, 0.75, "pixel-aware fusion"),
+            "strength": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+                                   "tooltip": "Weight of the warped references in the latent (the reference's "
+                                              "mask strength). Lower it if errors accumulate over long clips."}),
+            "detail": ("FLOAT", {"default": 0.9, "min": 0.5, "max": 1.0, "step": 0.01,
+                                 "tooltip": "How much of the model's own noise direction is kept inside the "
+                                            "fused region (the reference's inner strength): higher keeps more detail."}),
+            "smooth_boundary": ("BOOLEAN", {"default": True,
+                                            "tooltip": "Blend linearly at the edges of the fused region to avoid seams."}),
+        }}
+
+    def patch(self, model, vae, start, end, strength, detail, smooth_boundary):
+        settings = PixelFusion(StepRange(start, end), Shared(vae), strength, detail, smooth_boundary)
+        return (with_constraint(model, settings),)
+
+
+class RerenderColorAdaIN(_ConstraintNode):
+    DESCRIPTION = ("Colour-aware AdaIN: during the late steps each key frame's predicted latent takes the anchor's "
+                   "per-channel mean and spread at the same step, so colours follow the anchor. Turn it off if "
+                   "colours jitter.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {**cls.MODEL_INPUT, **step_range(0.8, 1.0, "AdaIN")}}
+
+    def patch(self, model, start, end):
+        return (with_constraint(model, ColorAdaIN(StepRange(start, end))),)
+
+
+class RerenderKeyframes:
+    DESCRIPTION = ("Render key frames one after another with Stable Diffusion 1.5 under the cross-frame constraints "
+                   "attached to the model (Rerender A Video). The first key frame is the anchor that fixes the look; "
+                   "use anchor_only to tune prompt and settings on it first.")
+    CATEGORY = CATEGORY
+    FUNCTION = "render"
+    RETURN_TYPES = ("IMAGE", "LATENT")
+    RETURN_NAMES = ("images", "latents")
+    OUTPUT_TOOLTIPS = ("The rendered key frames (only the anchor with anchor_only).",
+                       "Their latents (VAE latent space).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "SD1.5 model, patched with the Rerender constraint nodes you want."}),
+            "positive": ("CONDITIONING", {"tooltip": "Prompt. A ControlNet applied with one control image per key "
+                                                     "frame conditions frame i on control image i."}),
+            "negative": ("CONDITIONING", {"tooltip": "Negative prompt."}),
+            "vae": ("VAE", {"tooltip": "Encodes the key frames and decodes the results."}),
+            "key_frames": ("IMAGE", {"tooltip": "The key frames in order; the first is the anchor. Sides must be "
+                                                "divisible by 8."}),
+            "flow_method": (flow_methods(), {"default": "dis_medium",
+                                             "tooltip": "Optical flow between key frames for shape and pixel fusion."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff,
+                             "tooltip": "The same noise is used for every key frame."}),
+            "steps": ("INT", {"default": 20, "min": 2, "max": 200, "tooltip": "DDIM steps actually run per pass."}),
+            "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                              "tooltip": "Classifier-free guidance scale."}),
+            "scheduler": (schedulers(), {"default": "ddim_uniform",
+                                         "tooltip": "Sigma schedule; ddim_uniform is the reference's DDIM spacing."}),
+            "denoise": ("FLOAT", {"default": 0.75, "min": 0.0, "max": 1.0, "step": 0.01,
+                                  "tooltip": "How much of each key frame is re-imagined (the reference's x0 "
+                                             "strength). 1 ignores the frame's colours but keeps ControlNet's shapes."}),
+            "anchor_only": ("BOOLEAN", {"default": False,
+                                        "tooltip": "Render only the anchor, to tune the look before the whole run."}),
+        }}
+
+    def render(self, model, positive, negative, vae, key_frames, flow_method, seed, steps, cfg, scheduler, denoise,
+               anchor_only):
+        frames = image_to_frames(key_frames, "key_frames")
+        sampling = SamplingSettings(seed, steps, cfg, scheduler, denoise)
+        with flow_estimator(flow_method) as estimator:
+            renderer = KeyframeRenderer(model, vae, positive, negative, estimator, sampling,
+                                        report=progress_reporter(steps))
+            images, latents = renderer.render(frames, anchor_only)
+        return frames_to_image(images), {"samples": latents}
+
+
+NODE_CLASS_MAPPINGS = {
+    "RerenderCrossFrameAttention": RerenderCrossFrameAttention,
+    "RerenderShapeFusion": RerenderShapeFusion,
+    "RerenderPixelFusion": RerenderPixelFusion,
+    "RerenderColorAdaIN": RerenderColorAdaIN,
+    "RerenderKeyframes": RerenderKeyframes,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "RerenderCrossFrameAttention": "Rerender: Cross-Frame Attention",
+    "RerenderShapeFusion": "Rerender: Shape-Aware Fusion",
+    "RerenderPixelFusion": "Rerender: Pixel-Aware Fusion",
+    "RerenderColorAdaIN": "Rerender: Colour AdaIN",
+    "RerenderKeyframes": "Rerender: Keyframes",
+}
