@@ -1,4 +1,5 @@
-"""Import the pack's plain packages (flow/, propagation/, video/) without a ComfyUI host.
+"""Import the pack's plain packages (flow/, propagation/, video/) without a ComfyUI host, and the
+test harness's helpers (media, models) that benchmarks share with the tests.
 
 The pack's top-level ``__init__`` registers nodes and needs ComfyUI, so it is not executed: the
 package is registered by path and its plain sub-packages imported from it.
@@ -13,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "rerender_pack"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 def plain(module: str):
@@ -29,22 +31,3 @@ def script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def read_video(path: Path, limit: int | None = None):
-    """Frames of a video file as [N, 3, H, W] float RGB in [0, 1]."""
-    import cv2
-    import numpy as np
-    import torch
-
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    if not frames:
-        raise SystemExit(f"could not read frames from {path}")
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0

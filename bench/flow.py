@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from _pack import SHARED_DATA, plain, read_video, script
+from _pack import SHARED_DATA, plain, script
+from harness.media import read_video
 
 
 def rate(function, repeats: int) -> float:

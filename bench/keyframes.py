@@ -17,20 +17,17 @@ Run: .venv/bin/python bench/keyframes.py [--size 128] [--frames 3] [--steps 20]
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from _pack import ROOT
-
-sys.path.insert(0, str(ROOT / "tests"))
-from harness.host import BOOTSTRAP, InProcessHost, host_root  # noqa: E402
-from harness.models import ModelCache  # noqa: E402
-from harness.rendering import CONSTRAINT_NODES, constrain, node_defaults  # noqa: E402
-from harness.synthetic import shifted_clip  # noqa: E402
+import _pack  # noqa: F401  (puts the test harness on the path)
+from harness.host import BOOTSTRAP, InProcessHost, host_root
+from harness.models import ModelCache
+from harness.rendering import CONSTRAINT_NODES, constrain, node_defaults
+from harness.synthetic import shifted_clip
 
 REFERENCE_SIZE, REFERENCE_STEPS = 512, 20
 

@@ -9,8 +9,8 @@ def _empty_image_prompt(frames: int, interval: int, first_index: int = 0, includ
     return {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": frames, "color": 0}},
         "2": {"class_type": "RerenderSelectKeyframes",
-              "inputs": {"frames": ["1", 0], "interval": interval, "first_index": first_index,
-                         "include_last_frame": include_last_frame}},
+              "inputs": {"frames": ["1", 0], "method": "uniform", "interval": interval, "first_index": first_index,
+                         "include_last_frame": include_last_frame, "min_interval": 5, "max_interval": 20}},
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
     }
 
@@ -50,8 +50,8 @@ def test_keyframe_indices_must_be_sorted_distinct_in_range(pack, indices, messag
 
 def test_node_returns_the_selected_frames(host, pack):
     frames = torch.rand(12, 16, 24, 3)
-    key_frames, keys, text = host.call("RerenderSelectKeyframes", frames=frames, interval=5, first_index=1,
-                                       include_last_frame=True)
+    key_frames, keys, text = host.call("RerenderSelectKeyframes", frames=frames, method="uniform", interval=5,
+                                       first_index=1, include_last_frame=True, min_interval=5, max_interval=20)
     assert keys.indices == (1, 6, 11)
     assert text == "1,6,11"
     assert torch.equal(key_frames, frames[[1, 6, 11]])
@@ -67,7 +67,8 @@ def test_node_runs_in_a_prompt_in_process(host):
 @pytest.mark.server
 def test_node_runs_through_the_server(server):
     spec = server.object_info("RerenderSelectKeyframes")["RerenderSelectKeyframes"]
-    assert list(spec["input"]["required"]) == ["frames", "interval", "first_index", "include_last_frame"]
+    assert list(spec["input"]["required"]) == ["frames", "method", "interval", "first_index", "include_last_frame",
+                                              "min_interval", "max_interval"]
     assert spec["output"] == ["IMAGE", "RERENDER_KEYFRAME_INDICES", "STRING"]
     outputs = server.run(_empty_image_prompt(frames=9, interval=4, include_last_frame=False))
     assert outputs["2"]["text"] == ["0,4,8"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import kornia
 import torch
 
 
@@ -75,6 +76,69 @@ def uniform_keyframes(frame_count: int, interval: int, first_index: int = 0,
     if include_last_frame and indices[-1] != frame_count - 1:
         indices.append(frame_count - 1)
     return KeyframeIndices(tuple(indices), frame_count)
+
+
+def frame_differences(frames: torch.Tensor, size: int = 512) -> torch.Tensor:
+    """How much each frame differs from the one before, as FRESCO measures it.
+
+    Frames are resized so the short side is ``size``, Gaussian-blurred (9×9, as OpenCV's σ for
+    that size) and compared by mean squared error.
+
+    Args:
+        frames: [N, 3, H, W] RGB in [0, 1].
+
+    Returns:
+        [N] scores; score i compares frame i with frame i − 1 (score 0 is 0).
+    """
+    scale = size / min(frames.shape[-2:])
+    resized = torch.nn.functional.interpolate(frames.float(), scale_factor=scale, mode="bilinear",
+                                              align_corners=False, antialias=True)
+    sigma = 0.3 * ((9 - 1) * 0.5 - 1) + 0.8
+    blurred = kornia.filters.gaussian_blur2d(resized * 255, (9, 9), (sigma, sigma))
+    scores = torch.zeros(frames.shape[0])
+    scores[1:] = (blurred[1:] - blurred[:-1]).pow(2).mean(dim=(1, 2, 3)).cpu()
+    return scores
+
+
+def adaptive_keyframes(frames: torch.Tensor, min_interval: int, max_interval: int,
+                       first_index: int = 0) -> KeyframeIndices:
+    """FRESCO's key-frame selection: more key frames where the video changes more.
+
+    The first and the last frame are keys. While two neighbouring keys are more than
+    ``max_interval`` apart, the frame with the largest change (see ``frame_differences``) inside
+    such a gap becomes a key, unless it is closer than ``min_interval`` to a key (then the middle of
+    the widest gap is taken). ``min_interval == max_interval`` gives uniform keys.
+
+    Args:
+        frames: [N, 3, H, W] RGB in [0, 1].
+    """
+    count = frames.shape[0]
+    if min_interval < 1:
+        raise ValueError(f"min_interval must be at least 1 (got {min_interval}).")
+    if max_interval < min_interval:
+        raise ValueError(f"max_interval ({max_interval}) is below min_interval ({min_interval}): raise max_interval.")
+    if min_interval == max_interval:
+        return uniform_keyframes(count, min_interval, first_index, include_last_frame=True)
+    if not 0 <= first_index < count:
+        raise ValueError(f"first_index {first_index} is outside the clip's frames 0..{count - 1}: lower first_index.")
+    keys = sorted({first_index, count - 1})
+    scores = frame_differences(frames)
+    allowed = torch.zeros(count, dtype=torch.bool)
+    allowed[first_index + min_interval:count - min_interval] = True
+    while True:
+        gaps = [(b - a, a, b) for a, b in zip(keys, keys[1:]) if b - a > max_interval]
+        if not gaps:
+            return KeyframeIndices(tuple(keys), count)
+        inside = torch.zeros(count, dtype=torch.bool)
+        for _, a, b in gaps:
+            inside[a + 1:b] = True
+        candidates = scores.masked_fill(~(inside & allowed), -1.0)
+        best = int(candidates.argmax())
+        if candidates[best] < 0:
+            _, a, b = max(gaps)
+            best = (a + b) // 2
+        keys = sorted(set(keys) | {best})
+        allowed[max(0, best - min_interval + 1):best + min_interval] = False
 
 
 def gather_keyframes(frames: torch.Tensor, keys: KeyframeIndices) -> torch.Tensor:

@@ -1,0 +1,101 @@
+"""RerenderPropagate: every frame from the rendered key frames."""
+from __future__ import annotations
+
+import torch
+
+from ..flow.estimators import make_dis
+from ..flow.video_flow import estimate_video_flow
+from ..host.devices import compute_device
+from ..host.progress import progress_reporter
+from ..propagation.guides import GuideWeights
+from ..propagation.synthesis import SynthesisSettings
+from ..propagation.video import PropagationSettings, propagate_video
+from ..video.keyframe_selection import KeyframeIndices
+from .flow_inputs import FLOW_INPUTS, resolve_flow
+from .images import frames_to_image, image_to_frames
+from .socket_types import CATEGORY, KEYFRAME_INDICES
+
+DEFAULT_FLOW = "dis_medium"
+
+
+def _weight(default: float, what: str) -> tuple:
+    return ("FLOAT", {"default": default, "min": 0.0, "max": 100.0, "step": 0.1,
+                      "tooltip": f"Weight of the {what} guide (Rerender's default {default})."})
+
+
+class RerenderPropagate:
+    DESCRIPTION = ("Fill in every frame from the rendered key frames: each frame between two keys is synthesised "
+                   "from both by guided patch synthesis (EbSynth-style, in PyTorch, on the GPU when there is one) "
+                   "and the two are blended along the motion. Frames before the first or after the last key come "
+                   "from that key alone.")
+    CATEGORY = CATEGORY
+    FUNCTION = "propagate"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("Every frame of the clip in the key frames' style.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "Every frame of the original clip."}),
+                "key_frames": ("IMAGE", {"tooltip": "The rendered (or hand-painted) key frames, in order, at the "
+                                                    "frames' size."}),
+                "key_indices": (KEYFRAME_INDICES, {"tooltip": "Which frames the key frames are (from Rerender: Select "
+                                                              "Key Frames)."}),
+                "blend": (["histogram", "histogram+poisson"], {
+                    "default": "histogram",
+                    "tooltip": "How the two propagations of a frame are merged: histogram-preserving blend in Lab, "
+                               "optionally followed by gradient-domain (Poisson) fusion, which keeps edges crisper "
+                               "but can leave artefacts in busy regions."}),
+                "patch_size": ("INT", {"default": 5, "min": 3, "max": 15, "step": 2,
+                                       "tooltip": "Side of the patches compared and copied (odd)."}),
+                "uniformity": ("FLOAT", {"default": 3500.0, "min": 0.0, "max": 50000.0, "step": 100.0,
+                                         "tooltip": "How strongly every part of the key frame is used evenly "
+                                                    "(EbSynth's uniformity). Higher keeps more of the key's texture; "
+                                                    "lower follows the guides more closely."}),
+                "iterations": ("INT", {"default": 2, "min": 1, "max": 20,
+                                       "tooltip": "Search-and-vote iterations per pyramid level. Each frame starts "
+                                                  "from the previous frame's match, so few are needed."}),
+                "color_weight": _weight(6.0, "colour (the original frames)"),
+                "edge_weight": _weight(0.5, "edge"),
+                "temporal_weight": _weight(0.5, "temporal (the previous result carried along the flow)"),
+                "positional_weight": _weight(2.0, "positional (where each pixel came from in the key)"),
+            },
+            "optional": dict(FLOW_INPUTS, flow=(FLOW_INPUTS["flow"][0], {
+                "tooltip": "Flow of the clip from Rerender Optical Flow (computed with DIS medium when not connected)."})),
+        }
+
+    def propagate(self, frames, key_frames, key_indices, blend, patch_size, uniformity, iterations, color_weight,
+                  edge_weight, temporal_weight, positional_weight, flow=None, optical_flow=None):
+        clip = image_to_frames(frames, "frames")
+        keys = image_to_frames(key_frames, "key_frames")
+        if not isinstance(key_indices, KeyframeIndices):
+            raise ValueError("key_indices must come from Rerender: Select Key Frames.")
+        if key_indices.frame_count != clip.shape[0]:
+            raise ValueError(f"key_indices were chosen for a clip of {key_indices.frame_count} frames but frames hold "
+                             f"{clip.shape[0]}: select the key frames on this clip.")
+        if patch_size % 2 == 0:
+            raise ValueError(f"patch_size must be odd (got {patch_size}).")
+        if flow is None and optical_flow is None:
+            video_flow = estimate_video_flow(clip, make_dis(DEFAULT_FLOW), DEFAULT_FLOW,
+                                             on_progress=progress_reporter(max(clip.shape[0] - 1, 1)))
+        else:
+            video_flow = resolve_flow(flow, optical_flow, clip)
+        device = compute_device()
+        settings = PropagationSettings(
+            synthesis=SynthesisSettings(patch_size=patch_size, uniformity=uniformity, search_vote_iterations=iterations,
+                                        descriptor_dims=8),
+            weights=GuideWeights(color_weight, edge_weight, temporal_weight, positional_weight),
+            poisson=blend == "histogram+poisson",
+            chains_per_batch=8 if device.type == "cuda" else 1)
+        report = progress_reporter(1)
+        output = propagate_video(clip.to(device), list(key_indices.indices), keys.to(device), video_flow, settings,
+                                 on_progress=lambda done, total: report(done, total))
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return (frames_to_image(output),)
+
+
+NODE_CLASS_MAPPINGS = {"RerenderPropagate": RerenderPropagate}
+NODE_DISPLAY_NAME_MAPPINGS = {"RerenderPropagate": "Rerender: Propagate Key Frames"}

@@ -1,0 +1,131 @@
+"""The parts of propagation: synthesis, guides, blending and the Poisson solve."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harness.synthetic import textured
+
+
+def test_pyramid_levels_follow_ebsynth(pack):
+    sizes = pack.propagation.synthesis.pyramid_sizes(512, 640, levels=32, patch_size=5)
+    assert sizes == [(16, 20), (32, 40), (64, 80), (128, 160), (256, 320), (512, 640)]
+    assert pack.propagation.synthesis.pyramid_sizes(512, 512, levels=3, patch_size=5)[0] == (128, 128)
+
+
+def test_nnf_doubling_keeps_sub_positions(pack):
+    coarse = torch.randint(2, 6, (1, 2, 8, 8))   # source and target 8x8, as EbSynth's levels
+    fine = pack.propagation.synthesis.resample_nnf(coarse, (16, 16), (16, 16), (8, 8))
+    ys, xs = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    expected_x = 2 * coarse[0, 0][ys // 2, xs // 2] + xs % 2
+    expected_y = 2 * coarse[0, 1][ys // 2, xs // 2] + ys % 2
+    assert torch.equal(fine[0, 0], expected_x) and torch.equal(fine[0, 1], expected_y)
+
+
+def synthesize_shifted(pack, shift=(3, 5), **settings):
+    synthesis = pack.propagation.synthesis
+    source = textured(96, 128, seed=1, cell=6) * 255
+    style = 255 - source
+    target = torch.roll(source, shifts=shift, dims=(2, 3))
+    result = synthesis.synthesize(style, source, target, torch.tensor([2.0, 2.0, 2.0]),
+                                  settings=synthesis.SynthesisSettings(levels=5, search_vote_iterations=6,
+                                                                       patchmatch_iterations=4, **settings))
+    return result, torch.roll(style, shifts=shift, dims=(2, 3))
+
+
+def test_synthesis_finds_a_shifted_target_from_a_random_start(pack):
+    result, expected_style = synthesize_shifted(pack)
+    inner = (..., slice(10, -10), slice(10, -10))
+    ys, xs = torch.meshgrid(torch.arange(96), torch.arange(128), indexing="ij")
+    assert torch.equal(result.nnf[0, 0][10:-10, 10:-10], (xs - 5)[10:-10, 10:-10])
+    assert torch.equal(result.nnf[0, 1][10:-10, 10:-10], (ys - 3)[10:-10, 10:-10])
+    assert (result.style - expected_style)[inner].abs().max() < 1e-3
+    assert result.error[inner].mean() < 1.0   # exact matches: only descriptor rounding remains
+
+
+def test_uniformity_spreads_the_use_of_the_source(pack):
+    synthesis = pack.propagation.synthesis
+    source = torch.linspace(0, 255, 48).view(1, 1, 1, 48).expand(1, 3, 48, 48).contiguous()   # one value per column
+    target = torch.full((1, 3, 48, 48), 128.0)   # matches one column best
+    busiest = {}
+    for uniformity in (0.0, 20000.0):
+        result = synthesis.synthesize(source, source, target, torch.tensor([1.0, 1.0, 1.0]),
+                                      settings=synthesis.SynthesisSettings(levels=3, search_vote_iterations=4,
+                                                                           patchmatch_iterations=3, uniformity=uniformity))
+        busiest[uniformity] = torch.bincount(result.nnf[0, 0].flatten()).max().item()
+    assert busiest[0.0] > 0.5 * 48 * 48          # without the term nearly every pixel takes the best column
+    assert busiest[20000.0] < 0.6 * busiest[0.0]   # the penalty moves half of them elsewhere
+
+
+def test_edge_guide_is_a_clipped_laplacian(pack):
+    image = torch.zeros(1, 3, 8, 8)
+    image[..., 4, 4] = 100
+    edges = pack.propagation.guides.edge_guide(image)
+    assert edges[0, 0, 4, 4] == 255 and edges[0, 0, 4, 5] == 0   # 400 saturates; −100 clips to 0
+
+
+def test_guides_are_carried_along_the_flow(pack):
+    guides = pack.propagation.guides
+    ramp = guides.coordinate_ramp(1, 32, 40)
+    flow = torch.zeros(1, 2, 32, 40)
+    flow[:, 0] = -2   # each pixel of the new frame was 2 px to the left in the previous frame
+    occluded = torch.zeros(1, 1, 32, 40)
+    occluded[..., :, :2] = 1
+    carried = guides.carry(ramp, flow, occluded)
+    assert torch.equal(carried[..., :, 2:], ramp[..., :, :-2])
+    near = carried[..., :, 2:6]
+    assert near.min() - 1e-4 <= carried[..., :, :2].min() and carried[..., :, :2].max() <= near.max() + 1e-4
+
+
+def test_fill_holes_takes_values_from_around(pack):
+    image = torch.full((1, 1, 16, 16), 7.0)
+    holes = torch.zeros(1, 1, 16, 16)
+    holes[..., 4:12, 4:12] = 1
+    filled = pack.propagation.guides.fill_holes(image * (1 - holes), holes)
+    assert torch.allclose(filled, image, atol=1e-4)
+
+
+def test_poisson_solve_matches_a_direct_sparse_solve(pack):
+    from scipy.sparse import diags, eye, kron
+    from scipy.sparse.linalg import spsolve
+
+    height, width, weight = 24, 32, 2.5
+    generator = torch.Generator().manual_seed(0)
+    target, grad_x, grad_y = (torch.randn(height, width, generator=generator, dtype=torch.float64) for _ in range(3))
+    grad_x[:, -1] = 0
+    grad_y[-1, :] = 0
+
+    def difference(n):   # forward difference x[i] − x[i+1], zero last row (Neumann)
+        return diags([np.r_[np.ones(n - 1), 0.0], -np.ones(n - 1)], [0, 1], shape=(n, n)).tocsr()
+
+    dx = kron(eye(height), difference(width))
+    dy = kron(difference(height), eye(width))
+    system = eye(height * width) + weight ** 2 * (dx.T @ dx + dy.T @ dy)
+    rhs = target.numpy().ravel() + weight ** 2 * (dx.T @ grad_x.numpy().ravel() + dy.T @ grad_y.numpy().ravel())
+    direct = spsolve(system.tocsc(), rhs).reshape(height, width)
+    solved = pack.propagation.blending.poisson_solve(target, grad_x, grad_y, weight)
+    assert np.abs(solved.numpy() - direct).max() < 1e-6
+
+
+def test_selection_weights_errors_by_distance_and_sticks_along_the_flow(pack):
+    blending = pack.propagation.blending
+    assert blending.blend_weights(12, 10, 20) == (0.8, pytest.approx(0.2))
+    error_a = torch.full((1, 1, 4, 4), 1.0)
+    error_b = torch.full((1, 1, 4, 4), 2.0)
+    assert blending.selection(error_a, error_b, 0.5, 0.5).max() == 0      # A's error is lower
+    assert blending.selection(error_a, error_b, 0.2, 0.8).min() == 1      # far from A, B wins
+    assert blending.selection(error_b, error_a, 1.0, 0.0).max() == 0      # at A's key A is forced
+    previous = torch.zeros(1, 1, 4, 4)
+    previous[..., 0, 0] = 1
+    sticky = blending.selection(error_a, error_b, 0.5, 0.5, previous, torch.zeros(1, 2, 4, 4))
+    assert sticky[0, 0, 0, 0] == 1 and sticky.sum() == 1
+
+
+def test_histogram_blend_takes_the_selected_images_statistics(pack):
+    blending = pack.propagation.blending
+    generator = torch.Generator().manual_seed(1)
+    a, b, reference = (torch.rand(1, 3, 16, 16, generator=generator) * 200 + 20 for _ in range(3))
+    mixed = blending.histogram_blend_lab8(a, b, reference, 0.3, 0.7)
+    assert torch.allclose(mixed.mean(dim=(-2, -1)), reference.mean(dim=(-2, -1)), atol=1e-3)
+    assert torch.allclose(mixed.std(dim=(-2, -1), correction=0), reference.std(dim=(-2, -1), correction=0), atol=1e-3)
