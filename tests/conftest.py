@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.host import BOOTSTRAP, REPO, InProcessHost, host_root, load_script
+from harness.host import BOOTSTRAP, HEADLESS, REPO, InProcessHost, host_root, load_script
 from harness.models import ModelCache
-from harness.server import ComfyServer
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -37,8 +36,8 @@ def model_cache(host) -> ModelCache:
     """Full-size random SD1.5 files, written once and reused; registered with the in-process host."""
     cache = ModelCache(Path(os.environ.get("RERENDER_TEST_MODELS", BOOTSTRAP.CACHE / "test-models")))
     folder_paths = host.folder_paths()
-    folder_paths.add_model_folder_path("checkpoints", str(cache.checkpoints))
-    folder_paths.add_model_folder_path("controlnet", str(cache.controlnet))
+    for kind, folder in cache.folders().items():
+        folder_paths.add_model_folder_path(kind, str(folder))
     return cache
 
 
@@ -54,9 +53,8 @@ def raft_weights(host) -> dict[str, Path]:
 def server(host, model_cache, raft_weights, tmp_path_factory):
     """The host's main.py as a subprocess on a free port; always stopped at the end."""
     model_cache.ensure_all()
-    comfy = ComfyServer(host.root, tmp_path_factory.mktemp("server"),
-                        {"checkpoints": model_cache.checkpoints, "controlnet": model_cache.controlnet,
-                         "optical_flow": raft_weights["raft-sintel.pth"].parent})
+    comfy = HEADLESS.ComfyServer(host.root, tmp_path_factory.mktemp("server"),
+                                 dict(model_cache.folders(), optical_flow=raft_weights["raft-sintel.pth"].parent))
     try:
         comfy.start()
         yield comfy

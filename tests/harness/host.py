@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACK_FOLDER_NAME = "ComfyUI-Rerender"
 
 
 def load_script(name: str):
@@ -27,6 +26,8 @@ def load_script(name: str):
 
 
 BOOTSTRAP = load_script("bootstrap_env")
+HEADLESS = load_script("comfy_headless")
+PACK_FOLDER_NAME, PromptFailed, link_pack = HEADLESS.PACK_FOLDER_NAME, HEADLESS.PromptFailed, HEADLESS.link_pack
 
 
 def host_root() -> Path:
@@ -43,23 +44,6 @@ def host_root() -> Path:
 def is_current_host(root: Path) -> bool:
     """True for hosts of v0.3.48 and later (V3 node API, async executor)."""
     return (root / "comfy_api").is_dir()
-
-
-def link_pack(custom_nodes: Path) -> Path:
-    """Link the repository into ``custom_nodes`` as a user's clone would be placed."""
-    custom_nodes.mkdir(parents=True, exist_ok=True)
-    link = custom_nodes / PACK_FOLDER_NAME
-    if not link.exists():
-        link.symlink_to(REPO, target_is_directory=True)
-    return link
-
-
-class PromptFailed(RuntimeError):
-    """The host rejected a prompt or a node raised while executing it."""
-
-    def __init__(self, message: str, details=None):
-        super().__init__(message)
-        self.details = details
 
 
 class _Events:

@@ -162,10 +162,13 @@ def write_sd15_controlnet(path: Path, seed: int = 2) -> Path:
 
 
 class ModelCache:
-    """The folder of full-size random models, in the host's model-folder layout."""
+    """The folder of full-size random models, in the host's model-folder layout, named as the
+    shipped workflows expect."""
 
     CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
     CONTROLNET = "control_v11p_sd15_canny.pth"
+    TILE_CONTROLNET = "control_v11f1e_sd15_tile.pth"
+    LORA = "sd15_style_lora.safetensors"
 
     def __init__(self, root: Path):
         self.root = root / f"v{FIXTURE_VERSION}"
@@ -178,17 +181,33 @@ class ModelCache:
     def controlnet(self) -> Path:
         return self.root / "controlnet"
 
+    @property
+    def loras(self) -> Path:
+        return self.root / "loras"
+
+    def folders(self) -> dict[str, Path]:
+        """Model kind → folder, for extra_model_paths / folder_paths."""
+        return {"checkpoints": self.checkpoints, "controlnet": self.controlnet, "loras": self.loras}
+
     def checkpoint(self) -> Path:
         path = self.checkpoints / self.CHECKPOINT
         return path if path.exists() else write_sd15_checkpoint(path)
 
-    def controlnet_file(self) -> Path:
-        path = self.controlnet / self.CONTROLNET
-        return path if path.exists() else write_sd15_controlnet(path)
+    def controlnet_file(self, name: str = CONTROLNET) -> Path:
+        path = self.controlnet / name
+        return path if path.exists() else write_sd15_controlnet(path, seed=2 if name == self.CONTROLNET else 4)
+
+    def lora(self) -> Path:
+        path = self.loras / self.LORA
+        if not path.exists():
+            write_random_lora(path, _meta_layout(lambda: _unet(SD15_UNET_CONFIG)), scale=0.05)
+        return path
 
     def ensure_all(self) -> None:
         self.checkpoint()
         self.controlnet_file()
+        self.controlnet_file(self.TILE_CONTROLNET)
+        self.lora()
 
 
 def tiny_sd15(seed: int = 0):
@@ -290,22 +309,22 @@ def tiny_conditioning(seed: int, tokens: int = 77):
     return [[torch.randn(1, tokens, TINY_CONTEXT_DIM, generator=generator), {}]]
 
 
-def write_random_lora(path: Path, unet_weights: dict[str, torch.Tensor], rank: int = 4, seed: int = 3,
+def write_random_lora(path: Path, unet_layout: dict[str, tuple[int, ...]], rank: int = 4, seed: int = 3,
                       scale: float = 0.5) -> Path:
     """A LoRA (kohya-style ``lora_unet_*`` keys) for the attention projections of a UNet.
 
     Args:
-        unet_weights: the UNet's state dict (keys as in ``diffusion_model.<key>``), for names and shapes.
+        unet_layout: the UNet's weight names (as in ``diffusion_model.<name>``) and shapes.
     """
     from safetensors.torch import save_file
 
     generator = torch.Generator().manual_seed(seed)
     tensors = {}
-    for key, weight in unet_weights.items():
-        if not key.endswith(("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight")) or weight.ndim != 2:
+    for key, shape in unet_layout.items():
+        if not key.endswith(("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight")) or len(shape) != 2:
             continue
         name = "lora_unet_" + key[:-len(".weight")].replace(".", "_")
-        out_features, in_features = weight.shape
+        out_features, in_features = shape
         tensors[name + ".lora_down.weight"] = torch.randn(rank, in_features, generator=generator) / math.sqrt(in_features)
         tensors[name + ".lora_up.weight"] = torch.randn(out_features, rank, generator=generator) * scale / math.sqrt(rank)
         tensors[name + ".alpha"] = torch.tensor(float(rank))

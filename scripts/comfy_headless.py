@@ -1,4 +1,7 @@
-"""The host's real server (``main.py``) as a subprocess, and a small HTTP client for it."""
+"""Running ComfyUI headless with this pack: the real server (``main.py``) as a subprocess, a small
+HTTP client for it, and conversion of UI-format workflows (what users drag in) to the API-format
+prompts the server executes. Used by the tests and by the demo. Standard library only.
+"""
 from __future__ import annotations
 
 import json
@@ -10,10 +13,32 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .host import PromptFailed, link_pack
+REPO = Path(__file__).resolve().parent.parent
+PACK_FOLDER_NAME = "ComfyUI-Rerender"
+# Nodes that exist only in the frontend; they never reach the server.
+FRONTEND_ONLY_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+class PromptFailed(RuntimeError):
+    """The host rejected a prompt or a node raised while executing it."""
+
+    def __init__(self, message: str, details=None):
+        super().__init__(message)
+        self.details = details
+
+
+def link_pack(custom_nodes: Path) -> Path:
+    """Link the repository into ``custom_nodes`` as a user's clone would be placed."""
+    custom_nodes.mkdir(parents=True, exist_ok=True)
+    link = custom_nodes / PACK_FOLDER_NAME
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+    return link
 
 
 def free_port() -> int:
@@ -30,15 +55,17 @@ def _host_flags(root: Path) -> set[str]:
 class ComfyServer:
     """``main.py --cpu`` on a free loopback port, with the pack linked into its custom nodes."""
 
-    def __init__(self, root: Path, workdir: Path, model_folders: dict[str, Path]):
+    def __init__(self, root: Path, workdir: Path, model_folders: dict[str, Path], python: str = sys.executable,
+                 output_dir: Path | None = None):
         self.root = root
         self.workdir = workdir
         self.model_folders = model_folders
+        self.python = python
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
         self.log_path = workdir / "server.log"
-        self.output_dir = workdir / "output"
+        self.output_dir = output_dir or workdir / "output"
         self.input_dir = workdir / "input"
 
     def _extra_model_paths(self) -> Path:
@@ -50,9 +77,9 @@ class ComfyServer:
         return path
 
     def command(self) -> list[str]:
-        for kind in ("output", "temp", "input", "user"):
-            (self.workdir / kind).mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        for folder in (self.output_dir, self.workdir / "temp", self.input_dir, self.workdir / "user"):
+            folder.mkdir(parents=True, exist_ok=True)
+        cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--dont-print-server",
                "--output-directory", str(self.output_dir),
                "--temp-directory", str(self.workdir / "temp"),
@@ -61,6 +88,10 @@ class ComfyServer:
         flags = _host_flags(self.root)
         if "--user-directory" in flags:
             cmd += ["--user-directory", str(self.workdir / "user")]
+            # The current frontend greets a new user with tutorials and the template browser.
+            settings = self.workdir / "user" / "default" / "comfy.settings.json"
+            settings.parent.mkdir(parents=True, exist_ok=True)
+            settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))
         if "--disable-api-nodes" in flags:
             cmd += ["--disable-api-nodes"]
         if "--database-url" in flags:
@@ -110,6 +141,12 @@ class ComfyServer:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 
+    def view(self, output: dict) -> bytes:
+        """The bytes of an output file, by the ``{filename, subfolder, type}`` entry the history reports."""
+        query = urllib.parse.urlencode({k: output.get(k, "") for k in ("filename", "subfolder", "type")})
+        with urllib.request.urlopen(f"{self.url}/view?{query}", timeout=60) as response:
+            return response.read()
+
     def object_info(self, node_class: str | None = None) -> dict:
         return self.get("/object_info" + (f"/{node_class}" if node_class else ""))
 
@@ -143,3 +180,49 @@ class ComfyServer:
             message = errors[0].get("exception_message", "") if errors else f"status {status}"
             raise PromptFailed(message, errors)
         return entry["outputs"]
+
+
+def _is_widget(spec) -> bool:
+    kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
+    return (isinstance(kind, list) or kind in WIDGET_TYPES) and not options.get("forceInput")
+
+
+def _has_control_widget(name: str, spec) -> bool:
+    """The frontend adds a 'control after generate' value after seed-like widgets."""
+    options = spec[1] if len(spec) > 1 else {}
+    return bool(options.get("control_after_generate")) or (spec[0] == "INT" and name in ("seed", "noise_seed"))
+
+
+def workflow_to_prompt(workflow: dict, object_info: dict) -> dict:
+    """Convert a UI-format workflow (version 0.4) into an API-format prompt.
+
+    Widget values are matched to input names in the order the server lists the inputs
+    (``object_info``), skipping the extra value the frontend stores after seed widgets; links
+    become ``[source node id, output slot]``. Frontend-only nodes (notes) are dropped.
+    """
+    links = {link[0]: link for link in workflow.get("links", [])}
+    prompt = {}
+    for node in workflow["nodes"]:
+        kind = node["type"]
+        if kind in FRONTEND_ONLY_NODES:
+            continue
+        if node.get("mode", 0) != 0:
+            raise ValueError(f"node {node['id']} ({kind}) is muted or bypassed; un-mute it or remove it first")
+        if kind not in object_info:
+            raise ValueError(f"node {node['id']}: the server has no node type {kind}")
+        spec = object_info[kind]["input"]
+        linked = {i["name"]: i["link"] for i in node.get("inputs", []) if i.get("link") is not None}
+        values = list(node.get("widgets_values", []))
+        position, inputs = 0, {}
+        for section in ("required", "optional"):
+            for name, input_spec in spec.get(section, {}).items():
+                widget = _is_widget(input_spec)
+                if name in linked:
+                    source = links[linked[name]]
+                    inputs[name] = [str(source[1]), source[2]]
+                elif widget and position < len(values):
+                    inputs[name] = values[position]
+                if widget:
+                    position += 2 if _has_control_widget(name, input_spec) else 1
+        prompt[str(node["id"])] = {"class_type": kind, "inputs": inputs, "_meta": {"title": node.get("title", kind)}}
+    return prompt
