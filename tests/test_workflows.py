@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.host import HEADLESS, REPO
+from harness.media import video_facts
 from harness.synthetic import shifted_clip
 
 WORKFLOW_DIR = REPO / "workflows"
@@ -64,19 +65,6 @@ def tiny(prompt: dict) -> dict:
     return prompt
 
 
-def read_video_file(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return frames, fps
-
-
 @pytest.mark.server
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
@@ -88,8 +76,8 @@ def test_workflow_runs_on_the_server(server, name):
     by_type = {node["class_type"]: node_id for node_id, node in prompt.items()}
     if "RerenderSaveVideo" in by_type:
         (saved,) = outputs[by_type["RerenderSaveVideo"]]["images"]
-        frames, fps = read_video_file(server.output_dir / saved["subfolder"] / saved["filename"])
-        assert len(frames) == CLIP_FRAMES and frames[0].shape[:2] == (CLIP_SIZE, CLIP_SIZE)
+        count, size, fps, _ = video_facts(server.output_dir / saved["subfolder"] / saved["filename"])
+        assert count == CLIP_FRAMES and size == (CLIP_SIZE, CLIP_SIZE)
         assert fps == pytest.approx(CLIP_FPS, abs=0.01)
         assert not list((server.output_dir / saved["subfolder"]).glob("*.partial*")), "a partial file was left behind"
     else:

@@ -35,3 +35,17 @@ def stylize(frames: torch.Tensor) -> torch.Tensor:
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """Peak signal-to-noise ratio of images in [0, 1], in dB."""
     return 10 * torch.log10(1 / (a - b).pow(2).mean()).item()
+
+
+def video_facts(path) -> tuple[int, tuple[int, int], float, str]:
+    """(frames decoded, (height, width), fps, FourCC) of a video file, as a player would see it."""
+    capture = cv2.VideoCapture(str(path))
+    count, size = 0, (0, 0)
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        count, size = count + 1, frame.shape[:2]
+    fps, fourcc = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FOURCC))
+    capture.release()
+    return count, size, fps, fourcc.to_bytes(4, "little").decode(errors="replace")
