@@ -6,11 +6,13 @@ from pathlib import Path
 
 from ..flow.conversion import video_flow_from_optical_flow
 from ..flow.estimators import DIS_METHODS, is_dis_method, make_dis
-from ..flow.raft import RaftFlow, load_raft
-from ..flow.video_flow import VideoFlow
+from ..flow.raft import RaftFlow, bytes_per_pair, load_raft
+from ..flow.video_flow import VideoFlow, estimate_video_flow
 from ..host.devices import on_compute_device
+from ..host.memory import is_accelerator, items_that_fit
 from ..host.model_folders import OPTICAL_FLOW as OPTICAL_FLOW_FOLDER
 from ..host.model_folders import model_files, model_path
+from ..host.progress import progress_reporter
 from .socket_types import FLOW, OPTICAL_FLOW
 
 FLOW_INPUTS = {
@@ -21,6 +23,7 @@ FLOW_INPUTS = {
                    "Unimatch's default (forward) is assumed; the other direction is derived by inversion."}),
 }
 
+MOST_RAFT_PAIRS = 8
 _raft_models: dict[tuple[str, int], object] = {}
 
 
@@ -49,8 +52,23 @@ def flow_estimator(method: str, raft_iterations: int = 12, raft_half_precision: 
         yield make_dis(method)
         return
     model = cached_raft(method)
-    with on_compute_device(model):
-        yield RaftFlow(model, raft_half_precision, raft_iterations)
+    with on_compute_device(model) as device:
+        half = raft_half_precision and device.type == "cuda"
+
+        def pairs_per_batch(height: int, width: int) -> int:
+            # RAFT's correlation volumes grow with the square of the pixel count: 8 pairs at 720p
+            # would need about 12 GB, so the batch comes from the estimate and the free memory.
+            if not is_accelerator(device):
+                return 1
+            return items_that_fit(bytes_per_pair(height, width, half), device, most=MOST_RAFT_PAIRS)
+
+        yield RaftFlow(model, raft_half_precision, raft_iterations, pairs_per_batch)
+
+
+def clip_flow(clip, method: str, raft_iterations: int = 12, raft_half_precision: bool = False) -> VideoFlow:
+    """Flow over a clip ([N, 3, H, W] in [0, 1]) with a method of ``flow_methods()``, with a progress bar."""
+    with flow_estimator(method, raft_iterations, raft_half_precision) as estimator:
+        return estimate_video_flow(clip, estimator, method, on_progress=progress_reporter(max(clip.shape[0] - 1, 1)))
 
 
 def resolve_flow(flow: VideoFlow | None, optical_flow=None, frames=None) -> VideoFlow:

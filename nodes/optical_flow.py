@@ -1,11 +1,10 @@
 """Optical flow nodes: estimate, preview, warp."""
 from __future__ import annotations
 
-from ..flow.video_flow import estimate_video_flow, warp_video
+from ..flow.video_flow import warp_video
 from ..flow.visualize import flow_to_color
 from ..host.model_folders import register_model_folders
-from ..host.progress import progress_reporter
-from .flow_inputs import FLOW_INPUTS, flow_estimator, flow_methods, resolve_flow
+from .flow_inputs import FLOW_INPUTS, clip_flow, flow_methods, resolve_flow
 from .images import frames_to_image, image_to_frames
 from .socket_types import CATEGORY, FLOW
 
@@ -41,10 +40,7 @@ class RerenderOpticalFlow:
         }
 
     def estimate(self, frames, method, raft_iterations, raft_half_precision):
-        clip = image_to_frames(frames, "frames")
-        with flow_estimator(method, raft_iterations, raft_half_precision) as estimator:
-            report = progress_reporter(max(clip.shape[0] - 1, 1))
-            return (estimate_video_flow(clip, estimator, method, on_progress=report),)
+        return (clip_flow(image_to_frames(frames, "frames"), method, raft_iterations, raft_half_precision),)
 
 
 class RerenderFlowPreview:

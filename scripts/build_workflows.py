@@ -18,6 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "workflows"
 
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"rerender_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The same rules for which inputs are widgets as the UI-to-API conversion the tests and demo use.
+HEADLESS = _script("comfy_headless")
+
 SD15 = {"name": "v1-5-pruned-emaonly.safetensors", "directory": "checkpoints",
         "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly.safetensors"}
 CANNY = {"name": "control_v11p_sd15_canny.pth", "directory": "controlnet",
@@ -52,14 +63,12 @@ class Graph:
         self.nodes.append(node)
         return node
 
-    def _widget_names(self, kind: str) -> list[tuple[str, list]]:
-        entries = []
+    def _inputs(self, kind: str):
         for section in ("required", "optional"):
-            for name, spec in self.info[kind]["input"].get(section, {}).items():
-                options = spec[1] if len(spec) > 1 else {}
-                if (isinstance(spec[0], list) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN")) and not options.get("forceInput"):
-                    entries.append((name, spec))
-        return entries
+            yield from self.info[kind]["input"].get(section, {}).items()
+
+    def _widget_names(self, kind: str) -> list[tuple[str, list]]:
+        return [(name, spec) for name, spec in self._inputs(kind) if HEADLESS.is_widget(spec)]
 
     def to_json(self) -> dict:
         ids = {n.key: i + 1 for i, n in enumerate(self.nodes)}
@@ -84,12 +93,10 @@ class Graph:
         if node.type == "Note":
             return []
         sockets = []
-        for section in ("required", "optional"):
-            for name, spec in self.info[node.type]["input"].get(section, {}).items():
-                kind = spec[0]
-                widget = isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN")
-                if not widget or name in node.links:
-                    sockets.append((name, "COMBO" if isinstance(kind, list) else kind, widget))
+        for name, spec in self._inputs(node.type):
+            widget = HEADLESS.is_widget(spec)
+            if not widget or name in node.links:
+                sockets.append((name, "COMBO" if isinstance(spec[0], list) else spec[0], widget))
         return sockets
 
     def _input_slot(self, node: Node, name: str) -> int:
@@ -125,7 +132,7 @@ class Graph:
                 options = spec[1] if len(spec) > 1 else {}
                 default = options.get("default", spec[0][0] if isinstance(spec[0], list) and spec[0] else None)
                 widgets_values.append(node.widgets.get(name, default))
-                if options.get("control_after_generate") or (spec[0] == "INT" and name in ("seed", "noise_seed")):
+                if HEADLESS.has_control_widget(name, spec):
                     widgets_values.append("fixed")
             missing = set(node.widgets) - {n for n, _ in self._widget_names(node.type)}
             if missing:
@@ -258,13 +265,7 @@ def propagate_only(info: dict) -> Graph:
 
 
 def load_object_info() -> dict:
-    spec = importlib.util.spec_from_file_location("comfy_headless", ROOT / "scripts" / "comfy_headless.py")
-    headless = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(headless)
-    bootstrap = importlib.util.spec_from_file_location("bootstrap_env", ROOT / "scripts" / "bootstrap_env.py")
-    env = importlib.util.module_from_spec(bootstrap)
-    bootstrap.loader.exec_module(env)
-    server = headless.ComfyServer(env.DEFAULT_HOST, Path(tempfile.mkdtemp(prefix="rerender-workflows-")), {})
+    server = HEADLESS.ComfyServer(_script("bootstrap_env").DEFAULT_HOST, Path(tempfile.mkdtemp(prefix="rerender-workflows-")), {})
     try:
         server.start()
         return server.object_info()

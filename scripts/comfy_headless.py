@@ -182,12 +182,12 @@ class ComfyServer:
         return entry["outputs"]
 
 
-def _is_widget(spec) -> bool:
+def is_widget(spec) -> bool:
     kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
     return (isinstance(kind, list) or kind in WIDGET_TYPES) and not options.get("forceInput")
 
 
-def _has_control_widget(name: str, spec) -> bool:
+def has_control_widget(name: str, spec) -> bool:
     """The frontend adds a 'control after generate' value after seed-like widgets."""
     options = spec[1] if len(spec) > 1 else {}
     return bool(options.get("control_after_generate")) or (spec[0] == "INT" and name in ("seed", "noise_seed"))
@@ -216,13 +216,13 @@ def workflow_to_prompt(workflow: dict, object_info: dict) -> dict:
         position, inputs = 0, {}
         for section in ("required", "optional"):
             for name, input_spec in spec.get(section, {}).items():
-                widget = _is_widget(input_spec)
+                widget = is_widget(input_spec)
                 if name in linked:
                     source = links[linked[name]]
                     inputs[name] = [str(source[1]), source[2]]
                 elif widget and position < len(values):
                     inputs[name] = values[position]
                 if widget:
-                    position += 2 if _has_control_widget(name, input_spec) else 1
+                    position += 2 if has_control_widget(name, input_spec) else 1
         prompt[str(node["id"])] = {"class_type": kind, "inputs": inputs, "_meta": {"title": node.get("title", kind)}}
     return prompt

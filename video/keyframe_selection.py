@@ -30,6 +30,12 @@ class KeyframeIndices:
     def as_text(self) -> str:
         return ",".join(str(i) for i in self.indices)
 
+    def check_clip(self, frame_count: int, name: str = "frames") -> None:
+        """Raise ``ValueError`` unless these indices were chosen for a clip of ``frame_count`` frames."""
+        if frame_count != self.frame_count:
+            raise ValueError(f"key_indices were chosen for a clip of {self.frame_count} frames but {name} hold "
+                             f"{frame_count}: select the key frames on this clip.")
+
 
 def validate_keyframe_indices(indices: list[int], frame_count: int, name: str = "key frame indices") -> None:
     """Raise ``ValueError`` naming ``name`` unless ``indices`` are sorted, distinct and in range."""
@@ -143,8 +149,5 @@ def adaptive_keyframes(frames: torch.Tensor, min_interval: int, max_interval: in
 
 def gather_keyframes(frames: torch.Tensor, keys: KeyframeIndices) -> torch.Tensor:
     """The key frames of ``frames`` ([N, H, W, C]) as a new batch [len(keys), H, W, C]."""
-    if frames.shape[0] != keys.frame_count:
-        raise ValueError(
-            f"The key frame indices were chosen for a clip of {keys.frame_count} frames but the "
-            f"frames batch has {frames.shape[0]}: select the key frames on this clip.")
+    keys.check_clip(frames.shape[0])
     return frames[list(keys.indices)].clone()
