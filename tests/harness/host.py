@@ -31,9 +31,11 @@ PACK_FOLDER_NAME, PromptFailed, link_pack = HEADLESS.PACK_FOLDER_NAME, HEADLESS.
 
 
 def host_root() -> Path:
-    """The ComfyUI checkout under test: ``COMFYUI_PATH``, else the 2024 host `make test` unpacks."""
+    """The ComfyUI checkout under test: ``COMFYUI_PATH``, else the host `make test` set up for
+    ``RERENDER_HOST`` (the 2024 one by default, the current one with ``make test HOST=current``)."""
     configured = os.environ.get("COMFYUI_PATH")
-    root = Path(configured).expanduser() if configured else BOOTSTRAP.DEFAULT_HOST
+    bundled = BOOTSTRAP.CURRENT_HOST if os.environ.get("RERENDER_HOST") == "current" else BOOTSTRAP.DEFAULT_HOST
+    root = Path(configured).expanduser() if configured else bundled
     if not (root / "main.py").exists():
         raise RuntimeError(
             f"No ComfyUI host at {root}: run the tests with `make test` (it installs the host) "
@@ -77,7 +79,8 @@ class InProcessHost:
         sys.path.insert(0, str(self.root))
         from comfy.cli_args import args
 
-        args.cpu = True  # must be set before comfy.model_management is imported
+        # must be set before comfy.model_management is imported; bench/gpu_check.py asks for the GPU
+        args.cpu = os.environ.get("RERENDER_TEST_DEVICE", "cpu") == "cpu"
         import folder_paths
 
         for kind in ("output", "temp", "input"):
