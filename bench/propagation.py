@@ -8,22 +8,95 @@ copying the nearest key, the mean over frames 1-29 that are not keys (goal >= 27
 per frame per direction on the CPU (goal <= 2.5 s at 512x512) and, when torch sees one, the GPU
 (goal <= 0.05 s).
 
-Run: .venv/bin/python bench/propagation.py
+With ``--long``: peak memory of long clips instead, 60 and 300 frames of 512x512 side by side
+(woman-running.mp4 played forth and back to the length, keys every 10 frames, flow computed
+beforehand): resident memory beyond the inputs and the output on the CPU, and on CUDA (when torch
+sees a GPU) the peak device memory of the propagation's own tensors.
+
+Run: .venv/bin/python bench/propagation.py [--long]
 """
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 
 from _pack import SHARED_DATA, plain
+from harness import memory, memory_probe
 from harness.media import psnr, read_video, stylize
 
 KEYS = [0, 10, 20, 30]
+LONG_LENGTHS = (60, 300)
+
+
+def ping_pong(frames: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` frames of a clip played forwards, backwards, forwards... (no jump at the turns)."""
+    order, step, index = [], 1, 0
+    while len(order) < count:
+        order.append(index)
+        if not 0 <= index + step < frames.shape[0]:
+            step = -step
+        index += step
+    return frames[order]
+
+
+def long_clip_memory(count: int, device: str, size: tuple[int, int] | None = None) -> dict:
+    """Propagate a ``count``-frame clip (keys every 10 frames) on ``device``; return its time and peak memory.
+
+    ``size`` (height, width) resizes woman-running.mp4's 512x512 frames, e.g. to 720x1280.
+    """
+    video, flow_module, dis = plain("propagation.video"), plain("flow.video_flow"), plain("flow.dis")
+    frames = ping_pong(read_video(SHARED_DATA / "videos" / "woman-running.mp4"), count)
+    if size is not None:
+        frames = torch.nn.functional.interpolate(frames, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    keys = list(range(0, count, 10)) + ([count - 1] if (count - 1) % 10 else [])
+    styles = stylize(frames[keys])
+    flow = flow_module.estimate_video_flow(frames, dis.DisFlow("medium"), "dis_medium")
+    syntheses = sum(2 if keys[0] < j < keys[-1] else 1 for j in range(count) if j not in keys)
+    per_chain = video.device_bytes_per_chain(*frames.shape[-2:])
+    chains = 1
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        chains = max(1, min(8, int(free * 0.8 // per_chain)))
+        frames, styles = frames.pin_memory(), styles.pin_memory()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+    settings = video.PropagationSettings(chains_per_batch=chains)
+    started = time.perf_counter()
+    output, growth = memory.peak_growth(lambda: video.propagate_video(frames, keys, styles, flow, settings, device=device))
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    result = {"frames": count, "size": tuple(frames.shape[-2:]), "chains": chains, "seconds": seconds,
+              "per_frame": seconds / syntheses, "estimate_per_chain": per_chain,
+              "host_working": growth - output.numel() * output.element_size()}
+    if device == "cuda":
+        result["device_peak"] = torch.cuda.max_memory_allocated() - baseline
+    return result
+
+
+def print_long(results: list[dict]) -> None:
+    mib = 2 ** 20
+    print(f"{'frames':>6} {'size':>10} {'chains':>6} {'s/frame/dir':>12} {'host working MiB':>17} {'device peak MiB':>16}")
+    for r in results:
+        device_peak = f"{r['device_peak'] / mib:>16.1f}" if "device_peak" in r else f"{'-':>16}"
+        print(f"{r['frames']:>6} {r['size'][1]:>4}x{r['size'][0]:<5} {r['chains']:>6} {r['per_frame']:>12.3f} "
+              f"{r['host_working'] / mib:>17.1f} {device_peak}")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long", action="store_true", help="peak memory of 60- and 300-frame clips instead")
+    parser.add_argument("--gpu-sizes", action="store_true",
+                        help="with --long: CUDA only, 300 frames at 512x512 and at 1280x720 (bench/gpu_check.py)")
+    args = parser.parse_args()
+    if args.long:
+        return main_long(args.gpu_sizes)
     video, flow_module, dis = plain("propagation.video"), plain("flow.video_flow"), plain("flow.dis")
     frames = read_video(SHARED_DATA / "videos" / "wolf.mp4")
     truth = stylize(frames)
@@ -61,6 +134,30 @@ def main() -> None:
         print(f"{j:>5} {scores[-1]:>10.2f}  {psnr(truth[nearest], truth[j]):>11.2f}")
     mean = float(np.mean(scores))
     print(f"mean PSNR, frames 1-29 that are not keys: {mean:.2f} dB (goal >= 27 dB: {'met' if mean >= 27 else 'MISSED'})")
+
+
+def main_long(gpu_sizes: bool = False) -> None:
+    if not memory.available():
+        raise SystemExit("--long needs Linux's /proc/self/clear_refs to read peak resident memory")
+    if any(os.environ.get(k) != v for k, v in memory_probe.PROBE_ENV.items()):
+        # freed tensors must leave resident memory at once, or the peak shows the allocator's history
+        os.execve(sys.executable, [sys.executable, *sys.argv], dict(os.environ, **memory_probe.PROBE_ENV))
+    if gpu_sizes:
+        results = [long_clip_memory(LONG_LENGTHS[-1], "cuda"), long_clip_memory(LONG_LENGTHS[-1], "cuda", (720, 1280))]
+        print(f"propagation on cuda ({torch.cuda.get_device_name(0)}), {LONG_LENGTHS[-1]} frames, keys every 10:")
+        print_long(results)
+        return
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"woman-running.mp4 played forth and back, 512x512, keys every 10 frames; torch threads {torch.get_num_threads()}")
+    for device in devices:
+        print(f"propagation on {device}:")
+        results = [long_clip_memory(count, device) for count in LONG_LENGTHS]
+        print_long(results)
+        ratio = results[-1]["host_working"] / results[0]["host_working"]
+        print(f"host working memory, {LONG_LENGTHS[-1]} vs {LONG_LENGTHS[0]} frames: {ratio:.2f}x")
+        if device == "cuda":
+            print(f"device peak, {LONG_LENGTHS[-1]} vs {LONG_LENGTHS[0]} frames: "
+                  f"{results[-1]['device_peak'] / results[0]['device_peak']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -111,6 +112,20 @@ def load_raft(path: str | Path) -> torch.nn.Module:
     return model.eval()
 
 
+def bytes_per_pair(height: int, width: int, half: bool = False) -> int:
+    """Upper estimate of the device memory RAFT needs for one pair of ``height`` × ``width`` frames.
+
+    Dominated by the all-pairs correlation volume at 1/8 resolution, (HW/64)² values, and its
+    3 pooled levels (+1/3); feature, context and update-block activations add about 3 kB per pixel.
+    The image is padded to multiples of 8 (and enlarged to 128 px when smaller).
+    """
+    scale = max(1.0, MIN_SIDE / max(min(height, width), 1))
+    height, width = -(-round(height * scale) // 8) * 8, -(-round(width * scale) // 8) * 8
+    cells = (height // 8) * (width // 8)
+    element = 2 if half else 4
+    return int(cells * cells * element * 4 / 3 + height * width * 3000)
+
+
 class RaftFlow:
     """Callable flow estimator around a loaded RAFT model, on whatever device the model is.
 
@@ -120,15 +135,17 @@ class RaftFlow:
     under 128 px (RAFT's correlation pyramid needs at least that) are estimated enlarged and the
     flow is scaled back. ``half`` runs the network
     under float16 autocast on CUDA (ignored elsewhere); the model itself is never modified.
+    ``pairs_per_batch(height, width)`` says how many pairs to run at once (the node sizes it from
+    ``bytes_per_pair`` and the free device memory); by default one.
     """
 
     def __init__(self, model: torch.nn.Module, half: bool = False, iterations: int = 12,
-                 batch_size: int | None = None):
+                 pairs_per_batch: Callable[[int, int], int] | None = None):
         self.model = model
         self.device = next(model.parameters()).device
         self.half = half and self.device.type == "cuda"
         self.iterations = iterations
-        self.batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
+        self.pairs_per_batch = pairs_per_batch or (lambda height, width: 1)
 
     @torch.no_grad()
     def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -141,8 +158,9 @@ class RaftFlow:
         pad_h, pad_w = (-height) % 8, (-width) % 8
         padding = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
         flows = []
-        for start in range(0, source.shape[0], self.batch_size):
-            pair = [F.pad(images[start:start + self.batch_size].to(self.device, torch.float32) * 2 - 1,
+        batch = max(1, int(self.pairs_per_batch(height + pad_h, width + pad_w)))
+        for start in range(0, source.shape[0], batch):
+            pair = [F.pad(images[start:start + batch].to(self.device, torch.float32) * 2 - 1,
                           padding, mode="replicate") for images in (source, target)]
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
                 flow = self.model(pair[0], pair[1], num_flow_updates=self.iterations)[-1]

@@ -29,10 +29,15 @@ def magnitude(flow: torch.Tensor) -> torch.Tensor:
 
 
 def flow_to_sampling_grid(flow: torch.Tensor) -> torch.Tensor:
-    """The ``grid_sample`` grid [B, H, W, 2] in [−1, 1] that reads at p + flow(p)."""
+    """The ``grid_sample`` grid [B, H, W, 2] in [−1, 1] that reads at p + flow(p), float32 on the flow's device.
+
+    Always float32: in bfloat16 the coordinates of a 512-px frame are off by up to two pixels
+    (8 significant bits), so an identity warp would move a quarter of the pixels.
+    """
+    flow = flow.float()
     _, _, height, width = flow.shape
-    coords = pixel_grid(height, width, flow.device, flow.dtype) + flow
-    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=flow.device, dtype=flow.dtype)
+    coords = pixel_grid(height, width, flow.device, torch.float32) + flow
+    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=flow.device)
     return (coords.permute(0, 2, 3, 1) * scale) - 1.0
 
 
@@ -40,21 +45,25 @@ def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tor
     """Sample ``image`` at p + flow(p).
 
     Args:
-        image: [B, C, H, W] (any value range; images, latents or masks).
-        flow: [B, 2, H, W] in pixels of ``image``'s resolution, source→target convention above.
+        image: [B, C, H, W] float of any precision, on any device (images, latents or masks).
+        flow: [B, 2, H, W] in pixels of ``image``'s resolution, source→target convention above;
+            any device and float dtype (it is moved to ``image``'s device).
         mode: ``"bilinear"`` for images and flows, ``"nearest"`` for latents x̂0, guides and masks.
 
     Returns:
-        [B, C, H, W]; points that land outside the image read zero.
+        [B, C, H, W] with ``image``'s dtype and device; points that land outside the image read zero.
     """
     if image.shape[0] != flow.shape[0] or image.shape[-2:] != flow.shape[-2:]:
         raise ValueError(f"warp: image {tuple(image.shape)} and flow {tuple(flow.shape)} must share batch and size")
-    grid = flow_to_sampling_grid(flow.to(image.dtype) if image.is_floating_point() else flow)
-    return F.grid_sample(image, grid, mode=mode, padding_mode="zeros", align_corners=True)
+    grid = flow_to_sampling_grid(flow.to(image.device))
+    # Sampled in float32: the grid must be float32 (see above) and grid_sample wants one dtype for both.
+    warped = F.grid_sample(image.float(), grid, mode=mode, padding_mode="zeros", align_corners=True)
+    return warped.to(image.dtype)
 
 
 def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Bilinearly resample a flow [B, 2, H, W] to [B, 2, height, width], scaling the vectors to match."""
+    """Bilinearly resample a flow [B, 2, H, W] (float, any device) to [B, 2, height, width] on the same
+    device, scaling the vectors to match."""
     _, _, h, w = flow.shape
     resized = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
     scale = torch.tensor([width / w, height / h], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)

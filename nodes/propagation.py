@@ -1,21 +1,20 @@
 """RerenderPropagate: every frame from the rendered key frames."""
 from __future__ import annotations
 
-import torch
-
-from ..flow.estimators import make_dis
-from ..flow.video_flow import estimate_video_flow
 from ..host.devices import compute_device
+from ..host.memory import is_accelerator, items_that_fit, release_cache, staging_tensor
 from ..host.progress import progress_reporter
 from ..propagation.guides import GuideWeights
 from ..propagation.synthesis import SynthesisSettings
-from ..propagation.video import PropagationSettings, propagate_video
+from ..propagation.video import PropagationSettings, device_bytes_per_chain, propagate_video
 from ..video.keyframe_selection import KeyframeIndices
-from .flow_inputs import FLOW_INPUTS, resolve_flow
-from .images import frames_to_image, image_to_frames
+from .flow_inputs import FLOW_INPUTS, clip_flow, resolve_flow
+from .images import image_to_frames
 from .socket_types import CATEGORY, KEYFRAME_INDICES
 
 DEFAULT_FLOW = "dis_medium"
+# More chains per batch stop paying off once a GPU is busy; the CPU runs one at a time.
+MOST_CHAINS_PER_BATCH = 8
 
 
 def _weight(default: float, what: str) -> tuple:
@@ -72,14 +71,11 @@ class RerenderPropagate:
         keys = image_to_frames(key_frames, "key_frames")
         if not isinstance(key_indices, KeyframeIndices):
             raise ValueError("key_indices must come from Rerender: Select Key Frames.")
-        if key_indices.frame_count != clip.shape[0]:
-            raise ValueError(f"key_indices were chosen for a clip of {key_indices.frame_count} frames but frames hold "
-                             f"{clip.shape[0]}: select the key frames on this clip.")
+        key_indices.check_clip(clip.shape[0])
         if patch_size % 2 == 0:
             raise ValueError(f"patch_size must be odd (got {patch_size}).")
         if flow is None and optical_flow is None:
-            video_flow = estimate_video_flow(clip, make_dis(DEFAULT_FLOW), DEFAULT_FLOW,
-                                             on_progress=progress_reporter(max(clip.shape[0] - 1, 1)))
+            video_flow = clip_flow(clip, DEFAULT_FLOW)
         else:
             video_flow = resolve_flow(flow, optical_flow, clip)
         device = compute_device()
@@ -87,14 +83,19 @@ class RerenderPropagate:
             synthesis=SynthesisSettings(patch_size=patch_size, uniformity=uniformity, search_vote_iterations=iterations,
                                         descriptor_dims=8),
             weights=GuideWeights(color_weight, edge_weight, temporal_weight, positional_weight),
-            poisson=blend == "histogram+poisson",
-            chains_per_batch=8 if device.type == "cuda" else 1)
-        report = progress_reporter(1)
-        output = propagate_video(clip.to(device), list(key_indices.indices), keys.to(device), video_flow, settings,
-                                 on_progress=lambda done, total: report(done, total))
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        return (frames_to_image(output),)
+            poisson=blend == "histogram+poisson")
+        if is_accelerator(device):
+            # The host offloads earlier models as it sees fit; the batch is sized from what is then free.
+            per_chain = device_bytes_per_chain(*clip.shape[-2:], settings)
+            settings = PropagationSettings(settings.synthesis, settings.weights, settings.poisson,
+                                           chains_per_batch=items_that_fit(per_chain, device, most=MOST_CHAINS_PER_BATCH))
+        try:
+            output = propagate_video(staging_tensor(clip, device), list(key_indices.indices), staging_tensor(keys, device),
+                                     video_flow, settings, on_progress=progress_reporter(1), device=device)
+        finally:
+            release_cache()
+        # propagate_video fills a channels-last buffer, clamped: it is the IMAGE as it is, no copy.
+        return (output.movedim(1, -1),)
 
 
 NODE_CLASS_MAPPINGS = {"RerenderPropagate": RerenderPropagate}

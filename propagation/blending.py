@@ -16,6 +16,7 @@ import kornia
 import torch
 
 from ..flow.warp import warp
+from .synthesis import precise_dtype
 
 POISSON_WEIGHTS = (2.5, 0.5, 0.5)   # L, a, b
 GRADIENT_CLIP = 100.0               # in 8-bit Lab units, as the reference
@@ -106,7 +107,12 @@ def _forward_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def poisson_fusion_lab8(blend: torch.Tensor, a: torch.Tensor, b: torch.Tensor, choose_b: torch.Tensor) -> torch.Tensor:
-    """Colours of ``blend`` with the gradients of A or B (where ``choose_b``), per Lab8 channel."""
+    """Colours of ``blend`` with the gradients of A or B (where ``choose_b``), per Lab8 channel.
+
+    Solved in float64 where the device has it (CPU, CUDA), float32 elsewhere (MPS, XPU), which is
+    still far below the 8-bit rounding of the result.
+    """
+    wide = precise_dtype(blend.device)
     ax, ay = _forward_gradients(a)
     bx, by = _forward_gradients(b)
     gx = torch.where(choose_b.bool(), bx, ax).clamp(-GRADIENT_CLIP, GRADIENT_CLIP)
@@ -114,7 +120,7 @@ def poisson_fusion_lab8(blend: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c
     channels = []
     for c, weight in enumerate(POISSON_WEIGHTS):
         mean = blend[:, c:c + 1].mean(dim=(-2, -1), keepdim=True)
-        solved = poisson_solve((blend[:, c:c + 1] - mean).double(), gx[:, c:c + 1].double(), gy[:, c:c + 1].double(),
+        solved = poisson_solve((blend[:, c:c + 1] - mean).to(wide), gx[:, c:c + 1].to(wide), gy[:, c:c + 1].to(wide),
                                weight)
         channels.append(solved.to(blend.dtype) + mean)
     return torch.cat(channels, dim=1)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..flow.warp import warp
-
 from dataclasses import dataclass
+
+from ..flow.warp import warp
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class GuideWeights:
     style: float = 1.0
 
     def per_channel(self, device=None) -> torch.Tensor:
-        """Weights of the guide channels [colour ×3, edge ×3, temporal ×3, positional ×2]; EbSynth's
-        positional image has a third, constant channel, left out here (it adds nothing to errors)."""
+        """Weights of the guide channels [colour ×3, edge ×3, temporal ×3, positional ×2] (float32 [11]);
+        EbSynth's positional image has a third, constant channel, left out here (it adds nothing to errors)."""
         values = [self.color / 3] * 3 + [self.edge / 3] * 3 + [self.temporal / 3] * 3 + [self.positional / 3] * 2
         return torch.tensor(values, device=device)
 
@@ -57,11 +57,13 @@ def fill_holes(image: torch.Tensor, holes: torch.Tensor, levels: int = 12) -> to
     pyramid, coarser levels filling what finer ones miss). Runs on any device.
 
     Args:
-        image: [B, C, H, W]; holes: [B, 1, H, W], 1 = to fill.
+        image: [B, C, H, W] float; holes: [B, 1, H, W] on the same device, 1 = to fill.
+
+    Returns:
+        [B, C, H, W] like ``image``. Computed even when there is no hole: checking would make the
+        host wait for the GPU on every frame.
     """
     weight = 1.0 - holes.to(image)
-    if weight.min() >= 1.0:
-        return image
     pyramid = [(image * weight, weight)]
     for _ in range(levels):
         value, mass = pyramid[-1]

@@ -13,6 +13,12 @@ gather and a d-dimensional SSD instead of 25 × channels reads. With d = 16 the 
 nearly all of a patch's variance; the reported error map is the same descriptor SSD.
 A video gives a good NNF for free: the previous frame's field carried by the flow (and the
 positional guide) start the search, so a few iterations suffice.
+
+The source side (the key's style and guides, their pyramid, PCA basis and descriptors) never
+changes along a chain of frames, so it is built once (``SourcePyramid``) and reused for every
+frame. All arithmetic is float32 whatever the inputs' dtype (patch errors overflow float16), and
+the per-step loop makes no host synchronisation (no ``.item()``, no ``bincount``, no tensors built
+from Python lists), so a GPU runs it without stalls.
 """
 from __future__ import annotations
 
@@ -57,6 +63,11 @@ def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return image if tuple(image.shape[-2:]) == size else F.interpolate(image, size=size, mode="area")
 
 
+def _scale_xy(field: torch.Tensor, x: float, y: float) -> torch.Tensor:
+    """A [B, 2, H, W] field with its x plane times ``x`` and its y plane times ``y`` (no host-to-device copy)."""
+    return torch.stack((field[:, 0] * x, field[:, 1] * y), dim=1)
+
+
 def _grid(size: tuple[int, int], device) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(size[0], device=device), torch.arange(size[1], device=device), indexing="ij")
     return torch.stack((xs, ys)).unsqueeze(0).float()
@@ -74,67 +85,173 @@ def resample_nnf(nnf: torch.Tensor, target_size: tuple[int, int], source_size: t
         nnf: [B, 2, h, w] source (x, y) per target pixel, in a source of ``from_source_size`` (h, w).
     """
     old_target = tuple(nnf.shape[-2:])
-    old_ratio = torch.tensor([from_source_size[1] / old_target[1], from_source_size[0] / old_target[0]],
-                             device=nnf.device).view(1, 2, 1, 1)
-    new_ratio = torch.tensor([source_size[1] / target_size[1], source_size[0] / target_size[0]],
-                             device=nnf.device).view(1, 2, 1, 1)
-    offsets = nnf.float() - _grid(old_target, nnf.device) * old_ratio
+    own = _scale_xy(_grid(old_target, nnf.device), from_source_size[1] / old_target[1], from_source_size[0] / old_target[0])
+    offsets = nnf.float() - own
     if old_target != tuple(target_size):
         offsets = F.interpolate(offsets, size=target_size, mode="nearest")
-    offsets = offsets * torch.tensor([source_size[1] / from_source_size[1], source_size[0] / from_source_size[0]],
-                                     device=nnf.device).view(1, 2, 1, 1)
-    return (_grid(target_size, nnf.device) * new_ratio + offsets).round().long()
+    offsets = _scale_xy(offsets, source_size[1] / from_source_size[1], source_size[0] / from_source_size[0])
+    grid = _scale_xy(_grid(target_size, nnf.device), source_size[1] / target_size[1], source_size[0] / target_size[0])
+    return (grid + offsets).round().long()
+
+
+def precise_dtype(device: torch.device) -> torch.dtype:
+    """float64 where the device has it (CPU, CUDA); float32 elsewhere (Apple MPS and Intel XPU have no float64)."""
+    return torch.float64 if torch.device(device).type in ("cpu", "cuda") else torch.float32
+
+
+def pca_basis(features: torch.Tensor, patch_size: int, dims: int, generator: torch.Generator,
+              samples: int = 4096) -> torch.Tensor:
+    """The top ``dims`` principal directions of the ``patch_size``² patches of ``features``.
+
+    Args:
+        features: [1, C, H, W] float32, any device (``generator`` on the same device).
+
+    Returns:
+        [d, C, p, p] float32 on ``features``' device: a convolution weight that projects patches.
+    """
+    p, r = patch_size, patch_size // 2
+    _, channels, height, width = features.shape
+    device = features.device
+    y = torch.randint(0, height, (samples,), generator=generator, device=device)
+    x = torch.randint(0, width, (samples,), generator=generator, device=device)
+    columns = [features[0, :, (y + dy).clamp(0, height - 1), (x + dx).clamp(0, width - 1)].T
+               for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+    patches = torch.cat(columns, dim=1).to(precise_dtype(device))     # [N, p·p·C], offset-major
+    centred = patches - patches.mean(dim=0, keepdim=True)
+    # The eigen-decomposition of this small matrix runs on the CPU in float64 on every device
+    # (MPS has no eigh); it happens once per chain and level, not per frame.
+    _, vectors = torch.linalg.eigh((centred.T @ centred).cpu().double())
+    dims = min(dims, vectors.shape[1])
+    top = vectors[:, -dims:].T.float().to(device)                     # [d, p·p·C]
+    return top.view(dims, p, p, channels).permute(0, 3, 1, 2).contiguous()
+
+
+def project(features: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Patch descriptors of a batch, each image with its own basis.
+
+    Args:
+        features: [B, C, H, W] float32.
+        basis: [B, d, C, p, p] float32 (one PCA basis per image).
+
+    Returns:
+        [d, B·H·W] float32, batch-major along the second axis.
+    """
+    batch, channels, height, width = features.shape
+    dims, p = basis.shape[1], basis.shape[-1]
+    r = p // 2
+    padded = F.pad(features, (r, r, r, r), mode="replicate").reshape(1, batch * channels, height + 2 * r, width + 2 * r)
+    descriptors = F.conv2d(padded, basis.reshape(batch * dims, channels, p, p), groups=batch)
+    return descriptors.view(batch, dims, height * width).permute(1, 0, 2).reshape(dims, -1).contiguous()
+
+
+@dataclass
+class SourceLevel:
+    """One pyramid level of the source side of a batch of syntheses (constant along a chain)."""
+
+    features: torch.Tensor      # [B, C, Hs, Ws] weighted style (first Cs channels) and guides, float32
+    basis: torch.Tensor         # [B, d, C, p, p] PCA basis per image
+    descriptors: torch.Tensor   # [d, B·Hs·Ws]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.features.shape[-2:])
+
+
+@dataclass
+class SourcePyramid:
+    """The source of a synthesis at every pyramid level, coarsest first, with the weights used.
+
+    Built once per chain (``build``) and stacked for a batch of chains (``stack``); reused for every
+    frame of the chain, since the key's style and guides never change.
+    """
+
+    levels: list[SourceLevel]
+    style_channels: int
+    style_scale: float          # √(style weight per channel)
+    guide_scale: torch.Tensor   # [1, Cg, 1, 1] √(weight of each guide channel), float32
+    full_size: tuple[int, int]  # (Hs, Ws) of the finest level
+
+    @staticmethod
+    def build(style_source: torch.Tensor, guide_source: torch.Tensor, guide_weights: torch.Tensor,
+              target_size: tuple[int, int], style_weight: float = 1.0,
+              settings: "SynthesisSettings" = None, generator: torch.Generator | None = None) -> "SourcePyramid":
+        """The pyramid of one or more sources.
+
+        Args:
+            style_source: [B, Cs, Hs, Ws] the stylised key, 0..255, any float dtype and device.
+            guide_source: [B, Cg, Hs, Ws] its guides, 0..255.
+            guide_weights: [Cg] weight per guide channel.
+            target_size: (Ht, Wt) of the targets it will be matched to (decides the level count).
+        """
+        settings = settings or SynthesisSettings()
+        device = style_source.device
+        generator = generator or torch.Generator(device=device).manual_seed(settings.seed)
+        style_channels = style_source.shape[1]
+        style_scale = (style_weight / style_channels) ** 0.5
+        guide_scale = guide_weights.to(device=device, dtype=torch.float32).sqrt().view(1, -1, 1, 1)
+        source_size = tuple(style_source.shape[-2:])
+        source_sizes, _ = level_sizes(source_size, target_size, settings)
+        style, guides = style_source.float(), guide_source.float()
+        levels = []
+        for size in source_sizes:
+            features = torch.cat((_resize(style, size) * style_scale, _resize(guides, size) * guide_scale), 1)
+            basis = torch.stack([pca_basis(features[i:i + 1], settings.patch_size, settings.descriptor_dims, generator)
+                                 for i in range(features.shape[0])])
+            levels.append(SourceLevel(features, basis, project(features, basis)))
+        return SourcePyramid(levels, style_channels, style_scale, guide_scale, source_size)
+
+    @staticmethod
+    def stack(pyramids: list["SourcePyramid"]) -> "SourcePyramid":
+        """One pyramid for a batch of chains (all of the same size and weights)."""
+        if len(pyramids) == 1:
+            return pyramids[0]
+        first = pyramids[0]
+        levels = [SourceLevel(torch.cat([p.levels[i].features for p in pyramids]),
+                              torch.cat([p.levels[i].basis for p in pyramids]),
+                              torch.cat([p.levels[i].descriptors for p in pyramids], dim=1))
+                  for i in range(len(first.levels))]
+        return SourcePyramid(levels, first.style_channels, first.style_scale, first.guide_scale, first.full_size)
+
+
+def level_sizes(source_size: tuple[int, int], target_size: tuple[int, int],
+                settings: "SynthesisSettings") -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(source sizes, target sizes) of the pyramid levels, coarsest first, equally many of each."""
+    levels = max(settings.levels, 1)
+    source_sizes = pyramid_sizes(*source_size, levels, settings.patch_size)
+    target_sizes = pyramid_sizes(*target_size, len(source_sizes), settings.patch_size)
+    count = min(len(source_sizes), len(target_sizes))
+    return source_sizes[-count:], target_sizes[-count:]
 
 
 class _Level:
-    """One pyramid level: features, descriptors, occupancy and the NNF being improved."""
+    """One pyramid level of one synthesis: the target's guides, occupancy and the NNF being improved."""
 
-    def __init__(self, settings: SynthesisSettings, source: torch.Tensor, target_guides: torch.Tensor,
+    def __init__(self, settings: SynthesisSettings, source: SourceLevel, target_guides: torch.Tensor,
                  style_channels: int, style_scale: float, generator: torch.Generator):
         self.settings = settings
-        self.source = source                                       # [B, C, Hs, Ws] weighted features
+        self.source = source
         self.target_guides = target_guides                         # [B, Cg, Ht, Wt] weighted guides
         self.style_channels = style_channels
-        self.style_scale = style_scale                             # √(style weight per channel)
+        self.style_scale = style_scale
         self.generator = generator
-        self.batch, _, self.sh, self.sw = source.shape
+        self.batch, _, self.sh, self.sw = source.features.shape
         self.th, self.tw = target_guides.shape[-2:]
         self.radius = settings.patch_size // 2
-        self.basis = self._pca_basis()
-        self.source_descriptors = self._project(source)           # [d, B·Hs·Ws]
-        offsets = torch.arange(self.batch, device=source.device) * (self.sh * self.sw)
+        offsets = torch.arange(self.batch, device=target_guides.device) * (self.sh * self.sw)
         self.batch_offset = offsets.view(self.batch, 1, 1)
         self.occupancy_scale = (self.sh * self.sw) / (self.th * self.tw)
-        self.style_flat = source[:, :style_channels].permute(1, 0, 2, 3).reshape(style_channels, -1)
-
-    # -- descriptors -----------------------------------------------------------------------------
-    def _pca_basis(self, samples: int = 4096) -> torch.Tensor:
-        p, r, source = self.settings.patch_size, self.radius, self.source
-        channels = source.shape[1]
-        g = self.generator
-        device = source.device
-        b = torch.randint(0, self.batch, (samples,), generator=g, device=device)
-        y = torch.randint(0, self.sh, (samples,), generator=g, device=device)
-        x = torch.randint(0, self.sw, (samples,), generator=g, device=device)
-        columns = []
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                columns.append(source[b, :, (y + dy).clamp(0, self.sh - 1), (x + dx).clamp(0, self.sw - 1)])
-        patches = torch.cat(columns, dim=1).double()                # [N, p·p·C], offset-major
-        centred = patches - patches.mean(dim=0, keepdim=True)
-        _, vectors = torch.linalg.eigh(centred.T @ centred)
-        dims = min(self.settings.descriptor_dims, vectors.shape[1])
-        top = vectors[:, -dims:].T.float()                          # [d, p·p·C]
-        return top.view(dims, p, p, channels).permute(0, 3, 1, 2).contiguous()   # conv weight [d, C, p, p]
-
-    def _project(self, features: torch.Tensor) -> torch.Tensor:
-        r = self.radius
-        padded = F.pad(features, (r, r, r, r), mode="replicate")
-        descriptors = F.conv2d(padded, self.basis.to(features))
-        return descriptors.permute(1, 0, 2, 3).reshape(descriptors.shape[1], -1).contiguous()
+        self.style_flat = source.features[:, :style_channels].permute(1, 0, 2, 3).reshape(style_channels, -1)
+        self.ones = torch.ones(self.batch * self.th * self.tw, device=target_guides.device)
+        rows = torch.arange(self.th, device=target_guides.device)
+        columns = torch.arange(self.tw, device=target_guides.device)
+        self.rows_from = {step: ((rows - step).clamp(0, self.th - 1), (rows + step).clamp(0, self.th - 1))
+                          for step in settings.jump_steps}
+        self.columns_from = {step: ((columns - step).clamp(0, self.tw - 1), (columns + step).clamp(0, self.tw - 1))
+                             for step in settings.jump_steps}
 
     def set_target_style(self, style: torch.Tensor) -> None:
-        self.target_descriptors = self._project(torch.cat((style * self.style_scale, self.target_guides), dim=1))
+        self.target_descriptors = project(torch.cat((style * self.style_scale, self.target_guides), dim=1),
+                                          self.source.basis)
 
     # -- the energy ------------------------------------------------------------------------------
     def clamp(self, nnf: torch.Tensor) -> torch.Tensor:
@@ -145,13 +262,14 @@ class _Level:
         return (nnf[:, 1] * self.sw + nnf[:, 0] + self.batch_offset).reshape(-1)
 
     def patch_error(self, index: torch.Tensor) -> torch.Tensor:
-        difference = self.source_descriptors.index_select(1, index)
+        difference = self.source.descriptors.index_select(1, index)
         difference.sub_(self.target_descriptors).square_()
         return difference.sum(dim=0)
 
     def rebuild_occupancy(self, index: torch.Tensor) -> None:
         p, r = self.settings.patch_size, self.radius
-        counts = torch.bincount(index, minlength=self.batch * self.sh * self.sw).float()
+        # index_add_, not bincount: bincount waits for the GPU to learn the output size.
+        counts = torch.zeros(self.batch * self.sh * self.sw, device=index.device).index_add_(0, index, self.ones)
         counts = counts.view(self.batch, 1, self.sh, self.sw)
         covered = F.avg_pool2d(F.avg_pool2d(counts, p, 1, r), p, 1, r)
         self.occupancy = (covered * self.occupancy_scale).reshape(-1)
@@ -213,15 +331,17 @@ class _Level:
 
     def _neighbour_candidate(self, dx: int, dy: int) -> torch.Tensor:
         """Each pixel p takes the match of its neighbour p − (dx, dy), shifted by (dx, dy)."""
-        h, w = self.th, self.tw
-        ys = (torch.arange(h, device=self.nnf.device) - dy).clamp(0, h - 1)
-        xs = (torch.arange(w, device=self.nnf.device) - dx).clamp(0, w - 1)
-        shifted = self.nnf[:, :, ys][:, :, :, xs]
-        return shifted + torch.tensor([dx, dy], device=self.nnf.device).view(1, 2, 1, 1)
+        if dx:
+            xs = self.columns_from[abs(dx)][0 if dx > 0 else 1]
+            shifted = self.nnf[:, :, :, xs]
+        else:
+            ys = self.rows_from[abs(dy)][0 if dy > 0 else 1]
+            shifted = self.nnf[:, :, ys]
+        return torch.stack((shifted[:, 0] + dx, shifted[:, 1] + dy), dim=1)
 
     def random_nnf(self) -> torch.Tensor:
         r = self.radius
-        shape, device = (self.batch, 1, self.th, self.tw), self.source.device
+        shape, device = (self.batch, 1, self.th, self.tw), self.target_guides.device
         x = torch.randint(r, self.sw - r, shape, generator=self.generator, device=device)
         y = torch.randint(r, self.sh - r, shape, generator=self.generator, device=device)
         return torch.cat((x, y), dim=1)
@@ -234,7 +354,7 @@ def synthesize(style_source: torch.Tensor, guide_source: torch.Tensor, guide_tar
     """Synthesise the target's style from the source's, guided by the guides.
 
     Args:
-        style_source: [B, Cs, Hs, Ws] source style (the stylised key frame), 0..255.
+        style_source: [B, Cs, Hs, Ws] source style (the stylised key frame), 0..255, any float dtype.
         guide_source, guide_target: [B, Cg, Hs, Ws] and [B, Cg, Ht, Wt] guides, 0..255.
         guide_weights: [Cg] weight of each guide channel (EbSynth: guide weight / its channel count).
         style_weight: weight of the style term, split over the style channels.
@@ -243,23 +363,38 @@ def synthesize(style_source: torch.Tensor, guide_source: torch.Tensor, guide_tar
         settings: see ``SynthesisSettings``.
 
     Returns:
-        the target style, the per-pixel patch error and the NNF at the finest level.
+        the target style, the per-pixel patch error and the NNF at the finest level (float32,
+        int64 NNF) on the inputs' device.
     """
     generator = torch.Generator(device=style_source.device).manual_seed(settings.seed)
-    style_channels = style_source.shape[1]
-    style_scale = (style_weight / style_channels) ** 0.5
-    guide_scale = guide_weights.to(guide_source).sqrt().view(1, -1, 1, 1)
-    source_size, target_size = tuple(style_source.shape[-2:]), tuple(guide_target.shape[-2:])
-    levels = max(settings.levels, 1)
-    source_sizes = pyramid_sizes(*source_size, levels, settings.patch_size)
-    target_sizes = pyramid_sizes(*target_size, len(source_sizes), settings.patch_size)
-    count = min(len(source_sizes), len(target_sizes))
-    source_sizes, target_sizes = source_sizes[-count:], target_sizes[-count:]
+    source = SourcePyramid.build(style_source, guide_source, guide_weights, tuple(guide_target.shape[-2:]),
+                                 style_weight, settings, generator)
+    return synthesize_from(source, guide_target, init_nnf, candidates, settings, generator)
+
+
+def synthesize_from(source: SourcePyramid, guide_target: torch.Tensor, init_nnf: torch.Tensor | None = None,
+                    candidates: tuple[torch.Tensor, ...] = (), settings: SynthesisSettings = SynthesisSettings(),
+                    generator: torch.Generator | None = None) -> SynthesisResult:
+    """``synthesize`` with a source pyramid built beforehand (``SourcePyramid.build``/``stack``).
+
+    Args:
+        source: the source side for a batch of B syntheses.
+        guide_target: [B, Cg, Ht, Wt] target guides, 0..255, on the pyramid's device.
+    """
+    device = guide_target.device
+    generator = generator or torch.Generator(device=device).manual_seed(settings.seed)
+    source_size, target_size = source.full_size, tuple(guide_target.shape[-2:])
+    _, target_sizes = level_sizes(source_size, target_size, settings)
+    if len(target_sizes) != len(source.levels):
+        raise ValueError(f"synthesize_from: the source pyramid has {len(source.levels)} levels but a "
+                         f"{target_size[1]}x{target_size[0]} target needs {len(target_sizes)}: build it for this size.")
+    guides = guide_target.float() * source.guide_scale
     nnf = None
     previous_source = None
-    for level_index, (s_size, t_size) in enumerate(zip(source_sizes, target_sizes)):
-        source = torch.cat((_resize(style_source, s_size) * style_scale, _resize(guide_source, s_size) * guide_scale), 1)
-        level = _Level(settings, source, _resize(guide_target, t_size) * guide_scale, style_channels, style_scale, generator)
+    for level_index, (source_level, t_size) in enumerate(zip(source.levels, target_sizes)):
+        s_size = source_level.size
+        level = _Level(settings, source_level, _resize(guides, t_size), source.style_channels, source.style_scale,
+                       generator)
         if nnf is not None:
             nnf = resample_nnf(nnf, t_size, s_size, previous_source)
         elif init_nnf is not None:

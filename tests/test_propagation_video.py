@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness import memory
 from harness.media import psnr, read_video, stylize
 from harness.synthetic import shifted_clip
 
@@ -170,3 +171,49 @@ def test_propagation_through_the_server(server):
     }
     outputs = server.run(prompt)
     assert len(outputs["5"]["images"]) == 7
+
+
+def _long_clip(pack, frames: int):
+    """A slow pan at 192x256 with its flow computed beforehand (the flow is an input, not working memory)."""
+    clip, _ = shifted_clip(frames=frames, dx=1, dy=0, height=192, width=256, cell=8)
+    video_flow = pack.flow.video_flow.estimate_video_flow(clip, pack.flow.dis.DisFlow("ultrafast"), "dis_ultrafast")
+    keys = list(range(0, frames, 10)) + ([frames - 1] if (frames - 1) % 10 else [])
+    return clip, video_flow, keys
+
+
+def _probe(*args) -> int:
+    """Peak working memory in bytes, measured in a fresh process (tests/harness/memory_probe.py): memory
+    a first run freed stays resident and would hide what a second run needs."""
+    import os
+    import subprocess
+
+    from harness import memory_probe
+
+    result = subprocess.run(memory_probe.command(*args), capture_output=True, text=True, timeout=900,
+                            env=dict(os.environ, **memory_probe.PROBE_ENV))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not memory.available(), reason="needs Linux's /proc/self/clear_refs to read peak memory")
+def test_working_memory_does_not_grow_with_clip_length():
+    """Peak resident memory beyond the inputs (clip, flow given as an input, key frames) and the output
+    frames: 240 frames of 96x128 need at most 1.2 times what 60 frames need."""
+    working = {frames: _probe("clip", frames, 96, 128) for frames in (60, 240)}
+    print({f: f"{w / 2 ** 20:.1f} MiB" for f, w in working.items()})
+    assert 0 < working[240] <= 1.2 * working[60], \
+        f"240 frames: {working[240] / 2 ** 20:.1f} MiB, 60: {working[60] / 2 ** 20:.1f} MiB"
+
+
+@pytest.mark.skipif(not memory.available(), reason="needs Linux's /proc/self/clear_refs to read peak memory")
+def test_the_device_estimate_covers_what_a_chain_uses(pack):
+    """What one chain holds while it advances grows per pixel by no more than device_bytes_per_chain says
+    (measured on the CPU at two sizes, so fixed costs of the process cancel): the estimate a GPU run sizes
+    its batch by."""
+    small, large = (192, 256), (384, 512)
+    used = {size: _probe("chain", *size) for size in (small, large)}
+    per_pixel = (used[large] - used[small]) / (large[0] * large[1] - small[0] * small[1])
+    estimate = pack.propagation.video.device_bytes_per_chain(*large) / (large[0] * large[1])
+    print(f"one chain: {per_pixel:.0f} B per pixel measured, {estimate:.0f} B estimated")
+    assert 0 < per_pixel <= estimate
