@@ -31,7 +31,16 @@ def step_active(step: int, total: int, start: float, end: float) -> bool:
 
 
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and (biased) standard deviation over space: two [B, C, 1, 1] tensors."""
+    """Per-channel mean and (biased) standard deviation over space.
+
+    Args:
+        x: [B, C, h, w] float of any precision, any device.
+
+    Returns:
+        (mean, std): two [B, C, 1, 1] float32 tensors on ``x``'s device (a half-precision sum over
+        64×64 latent pixels loses the spread's low digits, which AdaIN then copies into every frame).
+    """
+    x = x.float()
     mean = x.mean(dim=(-2, -1), keepdim=True)
     std = x.var(dim=(-2, -1), keepdim=True, correction=0).sqrt()
     return mean, std
@@ -40,15 +49,21 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def adain(x0: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Colour-aware adaptive latent adjustment: give x̂0 the anchor's per-channel statistics.
 
-    x̂0 ← (x̂0 − μ(x̂0)) / √(σ²(x̂0) + 1e-5) · σ_anchor + μ_anchor (instance norm, biased variance).
+    x̂0 ← (x̂0 − μ(x̂0)) / √(σ²(x̂0) + 1e-5) · σ_anchor + μ_anchor (instance norm, biased variance),
+    computed in float32.
 
     Args:
-        x0: [B, C, h, w] predicted clean latent.
-        mean, std: [B or 1, C, 1, 1] the anchor's x̂0 statistics at the same step.
+        x0: [B, C, h, w] predicted clean latent, any float dtype.
+        mean, std: [B or 1, C, 1, 1] the anchor's x̂0 statistics at the same step, on ``x0``'s device.
+
+    Returns:
+        [B, C, h, w] in ``x0``'s dtype, on its device.
     """
-    own_mean = x0.mean(dim=(-2, -1), keepdim=True)
-    own_var = x0.var(dim=(-2, -1), keepdim=True, correction=0)
-    return (x0 - own_mean) / torch.sqrt(own_var + ADAIN_EPS) * std + mean
+    x = x0.float()
+    own_mean = x.mean(dim=(-2, -1), keepdim=True)
+    own_var = x.var(dim=(-2, -1), keepdim=True, correction=0)
+    adjusted = (x - own_mean) / torch.sqrt(own_var + ADAIN_EPS) * std.float() + mean.float()
+    return adjusted.to(x0.dtype)
 
 
 def shape_fusion(x0: torch.Tensor, anchor_x0: torch.Tensor, latent_flow: torch.Tensor,

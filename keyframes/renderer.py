@@ -15,6 +15,7 @@ fixed-noise prior.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -25,18 +26,21 @@ import comfy.sample
 import comfy.samplers
 
 from ..flow.frames import check_frames
-from ..flow.video_flow import FlowEstimator, bidirectional_flow
-from ..flow.warp import flow_to_latent, warp
+from ..flow.video_flow import FlowEstimator
+from ..flow.warp import flow_to_latent
+from ..host.memory import USABLE_FRACTION, free_bytes, is_accelerator, make_room, staging_tensor
 from ..host.sampling import previewer, require_sd15, sigma_schedule, vae_decode, vae_encode
-from .attention import (ATTEND, ATTEND_AND_UPDATE, OFF, RECORD_ANCHOR, AttentionFeatures,
-                        CrossFrameAttentionHook, StepClock)
+from .attention import (ATTEND, ATTEND_AND_UPDATE, IN_HOST_RAM, OFF, RECORD_ANCHOR, AttentionFeatures,
+                        CrossFrameAttentionHook, StepClock, choose_feature_storage, estimate_feature_bytes)
 from .conditioning import check_control_images, conditioning_for_frame
 from .constraints import (adain, blend_masks, channel_stats, compensation_mask, composite_references,
                           fidelity_target, pixel_fusion_blend, pixel_fusion_weights, shape_fusion)
+from .references import Reference, build_reference, identity_reference
 from .sampler import ddim_sampler_function
-from .settings import Constraints, constraints_of
+from .settings import Constraints, CrossFrameAttention, constraints_of
 
 NODE = "RerenderKeyframes"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,25 +58,6 @@ class AnchorMemory:
 
     x0: dict[int, torch.Tensor] = field(default_factory=dict)
     stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-
-
-@dataclass
-class Reference:
-    """A rendered reference frame (anchor or previous key) seen from the current key frame."""
-
-    flow: torch.Tensor       # [1, 2, H, W] current → reference, pixels
-    occluded: torch.Tensor   # [1, 1, H, W] current pixels the reference does not show
-    warped: torch.Tensor     # [1, 3, H, W] the reference's output moved onto the current frame
-    blend: torch.Tensor      # [1, 1, H, W] soft pixel blend mask (1 = keep the fresh render)
-    validity: torch.Tensor   # [1, 1, H/8, W/8] latent validity (1 = use the reference)
-
-
-def identity_reference(image: torch.Tensor) -> Reference:
-    """A frame as its own reference: zero flow, nothing occluded, everything valid."""
-    _, _, height, width = image.shape
-    nothing = image.new_zeros(1, 1, height, width)
-    return Reference(image.new_zeros(1, 2, height, width), nothing, image, nothing,
-                     image.new_ones(1, 1, height // 8, width // 8))
 
 
 @dataclass
@@ -104,6 +89,7 @@ class FramePass:
             self.renderer.attention.mode = self.attention_mode
         fusion = self.constraints.pixel_fusion
         if self.pixel is not None and direction is not None and fusion.steps.active(step, total):
+            # Drawn on the CPU generator so the noise is the same on every device.
             noise = torch.randn(x.shape, generator=self.generator).to(x)
             x = pixel_fusion_blend(x, direction, self.pixel.target.to(x), noise, sigma,
                                    self.pixel.w.to(x), self.pixel.r.to(x))
@@ -117,10 +103,14 @@ class FramePass:
             if c.color_adain is not None and c.color_adain.steps.active(step, total):
                 anchor.stats[step] = channel_stats(x0)
             return x0
+        # What the anchor pass and the flow estimator left may sit on another device or in another
+        # dtype than this pass's x̂0 (offloaded model, --gpu-only, a half-precision UNet): moved here.
         if c.color_adain is not None and c.color_adain.steps.active(step, total):
-            x0 = adain(x0, *anchor.stats[step])
+            mean, std = anchor.stats[step]
+            x0 = adain(x0, mean.to(x0.device), std.to(x0.device))
         if self.latent_flow is not None and c.shape_fusion.steps.active(step, total):
-            x0 = shape_fusion(x0, anchor.x0[step], self.latent_flow.to(x0), self.latent_validity.to(x0))
+            x0 = shape_fusion(x0, anchor.x0[step].to(x0), self.latent_flow.to(x0.device),
+                              self.latent_validity.to(x0))
         return x0
 
 
@@ -152,7 +142,8 @@ class KeyframeRenderer:
         self.constraints = constraints_of(model)
         self.model = model.clone()
         self.clock = StepClock()
-        self.features = AttentionFeatures(feature_dtype)
+        load_device = self.model.load_device
+        self.features = AttentionFeatures(feature_dtype, to_host=lambda tensor: staging_tensor(tensor, load_device))
         self.anchor = AnchorMemory()
         self.attention = None
         if self.constraints.cross_frame_attention is not None:
@@ -167,8 +158,6 @@ class KeyframeRenderer:
 
     # -- checks -----------------------------------------------------------------------------
     def _check_frames(self, frames: torch.Tensor) -> None:
-        if frames.shape[0] == 0:
-            raise ValueError("key_frames is empty: connect at least one key frame.")
         check_frames(frames, "key_frames")
         height, width = frames.shape[-2:]
         if height % 8 or width % 8:
@@ -176,6 +165,26 @@ class KeyframeRenderer:
                              "resize or crop the frames (multiples of 64 work best).")
         for conditioning, name in ((self.positive, "positive"), (self.negative, "negative")):
             check_control_images(conditioning, name, frames.shape[0], height, width)
+
+    # -- where the attention features live ----------------------------------------------------
+    def _place_features(self, settings: CrossFrameAttention, frame_count: int, height: int, width: int) -> None:
+        """Choose the attention store's place for this run, before the anchor pass fills it.
+
+        The store grows during sampling, after the host has decided how much of the UNet fits, so
+        under ``auto`` the host is asked for room for it first (it may offload other models).
+        """
+        device = torch.device(self.model.load_device)
+        needed = estimate_feature_bytes(
+            self.model.model.model_config.unet_config, settings, height // 8, width // 8, self.sampling.steps,
+            self.sampling.cfg, frame_count, torch.empty(0, dtype=self.features.dtype).element_size(),
+            cfg1_optimization=not self.model.model_options.get("disable_cfg1_optimization", False))
+        asks_for_room = settings.feature_storage == "auto" and is_accelerator(device)
+        free = make_room(needed, device) if asks_for_room else free_bytes(device)
+        self.features.storage = choose_feature_storage(settings.feature_storage, needed, device.type, free,
+                                                       USABLE_FRACTION)
+        place = "in host RAM" if self.features.storage == IN_HOST_RAM else f"on {device}"
+        log.info("%s: cross-frame attention stores about %.1f MiB of features (feature_storage %s, %.1f MiB free "
+                 "on %s): kept %s.", NODE, needed / 2 ** 20, settings.feature_storage, free / 2 ** 20, device, place)
 
     # -- one sampling pass --------------------------------------------------------------------
     def _sample(self, hooks: FramePass, latent_image, noise, key_index: int, frame_count: int,
@@ -202,21 +211,19 @@ class KeyframeRenderer:
                 self.attention.mode = OFF
 
     # -- references and the pixel-fusion target -------------------------------------------------
-    def _reference(self, current: torch.Tensor, frame: torch.Tensor, image: torch.Tensor) -> Reference:
-        flow, _, occluded, _ = bidirectional_flow(self.flow_estimator, current, frame)
-        blend, validity = blend_masks(occluded)
-        return Reference(flow, occluded, warp(image, flow), blend, validity)
-
     def _pixel_target(self, direct: torch.Tensor, previous: Reference, anchor: Reference) -> PixelTarget:
         fusion = self.constraints.pixel_fusion
         vae = fusion.vae.value
+        # The references were decoded by the output VAE, ``direct`` by the fusion VAE: they may differ
+        # in device or dtype.
+        previous, anchor = previous.to(direct), anchor.to(direct)
         composite = composite_references(direct, previous.warped, previous.blend, anchor.warped, anchor.blend)
         _, validity = blend_masks(previous.occluded * anchor.occluded)   # occluded in both references
         seed = self.sampling.seed
         encoded = vae_encode(vae, composite, seed)
-        re_encoded = vae_encode(vae, vae_decode(vae, encoded), seed)
+        re_encoded = vae_encode(vae, vae_decode(vae, encoded), seed).to(encoded)
         compensated = vae_decode(vae, encoded + (encoded - re_encoded))
-        no_compensation = compensation_mask(compensated, composite).to(encoded)
+        no_compensation = compensation_mask(compensated, composite.to(compensated)).to(encoded)
         validity = validity.to(encoded)
         target = fidelity_target(encoded, re_encoded, no_compensation) * validity
         w, r = pixel_fusion_weights(validity, fusion.strength, fusion.detail, fusion.smooth_boundary)
@@ -242,6 +249,8 @@ class KeyframeRenderer:
         cross = constraints.cross_frame_attention
         images, latents = [], []
         try:
+            if cross is not None:
+                self._place_features(cross, count, *frames.shape[-2:])
             anchor_image = previous_image = None
             for k in range(count):
                 frame = frames[k:k + 1]
@@ -257,9 +266,10 @@ class KeyframeRenderer:
                 else:
                     anchor = previous = None
                     if constraints.shape_fusion is not None or pixel_fusion is not None:
-                        anchor = self._reference(frame, frames[:1], anchor_image)
+                        anchor = build_reference(self.flow_estimator, frame, frames[:1], anchor_image)
                     if pixel_fusion is not None:
-                        previous = anchor if k == 1 else self._reference(frame, frames[k - 1:k], previous_image)
+                        previous = anchor if k == 1 else build_reference(
+                            self.flow_estimator, frame, frames[k - 1:k], previous_image)
                     latent = self._sample(FramePass(self, update if pixel_fusion is None else ATTEND,
                                                     anchor_reference=anchor), latent_image, noise, k, frames.shape[0])
                 if pixel_fusion is not None:

@@ -15,6 +15,8 @@ OPTIONS_KEY = "rerender"
 # SD1.5 decoder self-attention sits in output blocks 3-11: 1280 channels (3-5), 640 (6-8), 320 (9-11).
 DECODER_ATTENTION_BLOCKS = tuple(range(3, 12))
 LOOSE_ATTENTION_BLOCKS = tuple(range(6, 12))
+# Where the stored attention features live: decided per run, kept on the model's device, or in host RAM.
+FEATURE_STORAGE_CHOICES = ("auto", "device", "cpu")
 
 
 class Shared:
@@ -43,6 +45,12 @@ class CrossFrameAttention:
     steps: StepRange
     loose: bool = False
     previous_update_interval: int = 1
+    feature_storage: str = "auto"
+
+    def __post_init__(self):
+        if self.feature_storage not in FEATURE_STORAGE_CHOICES:
+            raise ValueError(f"feature_storage is {self.feature_storage!r}: choose one of "
+                             f"{', '.join(FEATURE_STORAGE_CHOICES)}.")
 
     @property
     def blocks(self) -> tuple[int, ...]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from ..host.progress import progress_reporter
 from ..host.sampling import schedulers
 from ..keyframes.renderer import KeyframeRenderer, SamplingSettings
-from ..keyframes.settings import (ColorAdaIN, CrossFrameAttention, PixelFusion, Shared, ShapeFusion, StepRange,
-                                  with_constraint)
+from ..keyframes.settings import (FEATURE_STORAGE_CHOICES, ColorAdaIN, CrossFrameAttention, PixelFusion, Shared,
+                                  ShapeFusion, StepRange, with_constraint)
 from .flow_inputs import flow_estimator, flow_methods
 from .images import frames_to_image, image_to_frames
 from .socket_types import CATEGORY
@@ -37,7 +37,8 @@ class _ConstraintNode:
 class RerenderCrossFrameAttention(_ConstraintNode):
     DESCRIPTION = ("Style-aware cross-frame attention: in the decoder's self-attention every key frame attends to "
                    "the anchor (first) and the previous key frame instead of itself, so textures and style carry "
-                   "over. Costs about 1 GB of stored features per 512x512 run (half precision).")
+                   "over. Costs about 1 GB of stored features per 512x512 run (half precision), kept on the GPU "
+                   "or in RAM (feature_storage).")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -50,10 +51,17 @@ class RerenderCrossFrameAttention(_ConstraintNode):
                 "default": 1, "min": 0, "max": 1000,
                 "tooltip": "Every how many key frames the 'previous' reference moves on (1 = every key frame). "
                            "0 keeps the anchor as the only reference. Larger values limit drift on long clips."}),
+        }, "optional": {
+            "feature_storage": (list(FEATURE_STORAGE_CHOICES), {
+                "default": "auto",
+                "tooltip": "Where the stored features live while the key frames render. auto: on the GPU when "
+                           "the host can make room for them, else in RAM; device: always on the model's device "
+                           "(fastest); cpu: always in RAM (saves GPU memory, a little slower)."}),
         }}
 
-    def patch(self, model, start, end, loose, previous_update_interval):
-        return (with_constraint(model, CrossFrameAttention(StepRange(start, end), loose, previous_update_interval)),)
+    def patch(self, model, start, end, loose, previous_update_interval, feature_storage="auto"):
+        settings = CrossFrameAttention(StepRange(start, end), loose, previous_update_interval, feature_storage)
+        return (with_constraint(model, settings),)
 
 
 class RerenderShapeFusion(_ConstraintNode):

@@ -210,20 +210,44 @@ class ModelCache:
         self.lora()
 
 
-def tiny_sd15(seed: int = 0):
-    """A tiny SD1.5-shaped model in the host's ModelPatcher (CPU, float32)."""
+def tiny_sd15(seed: int = 0, dtype: torch.dtype = torch.float32, manual_cast_dtype: torch.dtype | None = None):
+    """A tiny SD1.5-shaped model in the host's ModelPatcher (CPU).
+
+    Args:
+        dtype: the UNet's weight dtype (``torch.bfloat16`` for a bf16 UNet).
+        manual_cast_dtype: compute dtype when it differs from the weights' (the host's manual cast,
+            e.g. fp16 weights computed in float32); None computes in ``dtype``.
+    """
     import comfy.model_base
     import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
 
     model_config = comfy.supported_models.SD15(dict(TINY_UNET_CONFIG))
-    model_config.set_inference_dtype(torch.float32, None)
+    model_config.set_inference_dtype(dtype, manual_cast_dtype)
     base = comfy.model_base.BaseModel(model_config, device=torch.device("cpu"))
     weights = random_like_layout(_layout(base.diffusion_model), seed)
     base.diffusion_model.load_state_dict(weights)
     device = comfy.model_management.get_torch_device()
     return comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=torch.device("cpu"))
+
+
+def tiny_controlnet(dtype: torch.dtype = torch.float16, seed: int = 5):
+    """A ControlNet matching the tiny UNet, weights in ``dtype`` computed in float32 (the host's manual
+    cast), in the host's ControlNet wrapper: what ControlNetLoader makes of an fp16 file on a device
+    without fast fp16. The zero convolutions are random, so the control image changes the output."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+    import comfy.model_management
+    import comfy.ops
+
+    config = {k: v for k, v in TINY_UNET_CONFIG.items() if k != "out_channels"}
+    control_model = comfy.cldm.cldm.ControlNet(hint_channels=3, dtype=dtype, device=torch.device("cpu"),
+                                               operations=comfy.ops.manual_cast, **config)
+    control_model.load_state_dict(random_like_layout(_layout(control_model), seed, dtype))
+    return comfy.controlnet.ControlNet(control_model, global_average_pooling=False,
+                                       load_device=comfy.model_management.get_torch_device(),
+                                       manual_cast_dtype=torch.float32)
 
 
 def tiny_vae(seed: int = 0):

@@ -1,0 +1,86 @@
+"""References of a key frame: a rendered key frame (the anchor or the previous one) moved onto it.
+
+Shape- and pixel-aware fusion read the reference's rendered image warped to the current key
+frame, the occlusion mask of that warp and the blend masks derived from it. The flow estimator
+runs where it runs (DIS on the CPU, RAFT wherever the host put it) while the rendered images
+live where the VAE decoded them (the GPU under ``--gpu-only``), so every reference is moved to
+the device of the image it was built from, once, here. Never imports ComfyUI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..flow.video_flow import FlowEstimator, bidirectional_flow
+from ..flow.warp import warp
+from .constraints import blend_masks
+
+
+@dataclass
+class Reference:
+    """A rendered reference frame seen from the current key frame. All tensors share the device of
+    the rendered image they were built from.
+
+    Attributes:
+        flow: [1, 2, H, W] float32, current → reference, in pixels (float32 whatever the image's
+            dtype: in half precision a 512-px coordinate is off by up to two pixels).
+        occluded: [1, 1, H, W] image dtype, 1 where the reference does not show the current pixel, else 0.
+        warped: [1, 3, H, W] image dtype, RGB in [0, 1]: the reference's rendered image moved onto the current frame.
+        blend: [1, 1, H, W] image dtype in [0, 1]: soft pixel blend mask (1 = keep the fresh render).
+        validity: [1, 1, H/8, W/8] image dtype in [0, 1]: latent validity (1 = use the reference).
+    """
+
+    flow: torch.Tensor
+    occluded: torch.Tensor
+    warped: torch.Tensor
+    blend: torch.Tensor
+    validity: torch.Tensor
+
+    def to(self, like: torch.Tensor) -> "Reference":
+        """This reference with its masks and image on ``like``'s device and dtype (the flow stays float32)."""
+        return Reference(self.flow.to(device=like.device, dtype=torch.float32), self.occluded.to(like),
+                         self.warped.to(like), self.blend.to(like), self.validity.to(like))
+
+
+def identity_reference(image: torch.Tensor) -> Reference:
+    """A frame as its own reference: zero flow, nothing occluded, everything valid.
+
+    Args:
+        image: [1, 3, H, W] float RGB in [0, 1] (H, W divisible by 8), any device.
+
+    Returns:
+        A ``Reference`` on ``image``'s device whose ``warped`` is ``image`` itself.
+    """
+    _, _, height, width = image.shape
+    nothing = image.new_zeros(1, 1, height, width)
+    return Reference(torch.zeros(1, 2, height, width, device=image.device), nothing, image, nothing,
+                     image.new_ones(1, 1, height // 8, width // 8))
+
+
+def build_reference(estimator: FlowEstimator, current: torch.Tensor, reference_frame: torch.Tensor,
+                    rendered: torch.Tensor) -> Reference:
+    """The reference key frame's rendered image, warped onto the current key frame, with its masks.
+
+    The flow is estimated between the *input* frames (current → reference, and back for the
+    occlusion test); it then carries the reference's *rendered* image.
+
+    Args:
+        estimator: optical flow between RGB frames (any device; its flows may come back on another).
+        current: [1, 3, H, W] float RGB in [0, 1], the current key frame as given (any device).
+        reference_frame: [1, 3, H, W] float RGB in [0, 1], the reference key frame as given (on ``current``'s
+            device).
+        rendered: [1, 3, H, W] float RGB in [0, 1], the reference's rendered output, any device and float dtype.
+
+    Returns:
+        A ``Reference`` on ``rendered``'s device, masks and warped image in ``rendered``'s dtype.
+    """
+    if rendered.shape[-2:] != current.shape[-2:]:
+        raise ValueError(f"The rendered reference is {rendered.shape[-1]}x{rendered.shape[-2]} but the key frame is "
+                         f"{current.shape[-1]}x{current.shape[-2]}: render the references at the key frames' size.")
+    flow, _, occluded, _ = bidirectional_flow(estimator, current, reference_frame)
+    # The estimator's outputs meet the rendered image from here on: move them once, to its device.
+    flow = flow.to(device=rendered.device, dtype=torch.float32)
+    occluded = occluded.to(rendered)
+    blend, validity = blend_masks(occluded)
+    return Reference(flow, occluded, warp(rendered, flow), blend, validity)
