@@ -12,6 +12,18 @@ from harness.models import ModelCache
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu run only where the host runs on a CUDA GPU (bench/gpu_check.py sets that up)."""
+    import torch
+
+    if os.environ.get("RERENDER_TEST_DEVICE") == "cuda" and torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: run bench/gpu_check.py on a machine with one")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def host(tmp_path_factory) -> InProcessHost:
     """ComfyUI in this process (CPU), with the pack loaded through the host's custom-node loader."""
