@@ -36,6 +36,22 @@ def pack(host):
     return host.pack
 
 
+@pytest.fixture(scope="module")
+def model(host):
+    """The tiny random-weight SD1.5 model (float32) the key-frame tests sample."""
+    from harness.models import tiny_sd15
+
+    return tiny_sd15(seed=0)
+
+
+@pytest.fixture(scope="module")
+def vae(host):
+    """The tiny random-weight VAE that goes with ``model``."""
+    from harness.models import tiny_vae
+
+    return tiny_vae(seed=0)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.models import tiny_conditioning, tiny_controlnet, tiny_sd15, tiny_vae
+from harness.models import tiny_conditioning, tiny_controlnet, tiny_sd15
 from harness.rendering import CONSTRAINT_NODES, constrain, node_defaults
 from harness.synthetic import shifted_clip, textured
-
-
-@pytest.fixture(scope="module")
-def vae(host):
-    return tiny_vae(seed=0)
 
 
 @pytest.fixture(scope="module")

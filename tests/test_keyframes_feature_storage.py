@@ -6,19 +6,9 @@ import logging
 import pytest
 import torch
 
-from harness.models import tiny_conditioning, tiny_sd15, tiny_vae
+from harness.models import tiny_conditioning
 from harness.rendering import constrain, node_defaults, render
 from harness.synthetic import shifted_clip
-
-
-@pytest.fixture(scope="module")
-def model(host):
-    return tiny_sd15(seed=0)
-
-
-@pytest.fixture(scope="module")
-def vae(host):
-    return tiny_vae(seed=0)
 
 
 def largest_store(pack, model, vae, frames, steps, cfg):

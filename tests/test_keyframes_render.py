@@ -4,19 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.models import tiny_conditioning, tiny_sd15, tiny_vae, write_random_lora
+from harness.models import tiny_conditioning, write_random_lora
 from harness.rendering import CONSTRAINT_NODES, constrain, node_defaults, render
 from harness.synthetic import shifted_clip, textured
-
-
-@pytest.fixture(scope="module")
-def model(host):
-    return tiny_sd15(seed=0)
-
-
-@pytest.fixture(scope="module")
-def vae(host):
-    return tiny_vae(seed=0)
 
 
 @pytest.fixture(scope="module")
