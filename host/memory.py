@@ -67,3 +67,8 @@ def staging_tensor(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if torch.device(device).type == "cuda" and not tensor.is_pinned():
         return tensor.pin_memory()
     return tensor
+
+
+def available_ram() -> int:
+    """Host RAM available now, in bytes (what ComfyUI reports for the CPU device)."""
+    return free_bytes(torch.device("cpu"))

@@ -11,6 +11,7 @@ import torch
 
 from harness.media import video_facts
 from harness.rendering import node_defaults
+from harness.video_backends import force_backend
 
 
 def write_clip(path, frames=12, width=160, height=120, fps=20.0):
@@ -39,9 +40,9 @@ def test_resize_follows_the_papers_short_side_rule(pack, size, short_side, expec
 
 def test_load_video_options(host, tmp_path):
     clip = write_clip(tmp_path / "clip.mp4")
-    frames, count, fps = load(host, path=str(clip), short_side=64)
+    frames, count, fps, _ = load(host, path=str(clip), short_side=64)
     assert frames.shape == (12, 64, 64, 3) and count == 12 and fps == pytest.approx(20.0)
-    frames, count, fps = load(host, path=str(clip), short_side=0, skip_first_frames=2, select_every_nth=3,
+    frames, count, fps, _ = load(host, path=str(clip), short_side=0, skip_first_frames=2, select_every_nth=3,
                               frame_load_cap=3, crop_left=10, crop_right=30, crop_top=0, crop_bottom=8)
     assert frames.shape == (3, 112, 120, 3) and count == 3 and fps == pytest.approx(20.0 / 3)
 
@@ -51,7 +52,7 @@ def test_load_video_from_the_input_folder(host):
     write_clip(os.path.join(input_dir, "uploaded.mp4"), frames=4)
     spec = host.nodes.NODE_CLASS_MAPPINGS["RerenderLoadVideo"].INPUT_TYPES()["required"]["video"]
     assert "uploaded.mp4" in spec[0] and spec[1]["video_upload"]
-    frames, count, _ = load(host, video="uploaded.mp4", short_side=64)
+    frames, count, _, _ = load(host, video="uploaded.mp4", short_side=64)
     assert count == 4 and frames.shape[1:] == (64, 64, 3)
 
 
@@ -83,19 +84,22 @@ def saved_video(host, result):
     return (path, *video_facts(path))
 
 
-def test_save_video_writes_h264_with_ffmpeg_and_mp4v_without(host, monkeypatch):
+@pytest.mark.parametrize("backend, codecs", [("pyav", ("avc1", "h264")), ("ffmpeg", ("avc1", "h264")),
+                                             ("opencv", ("mp4v", "FMP4"))])   # FFmpeg reads MPEG-4 part 2 as FMP4
+def test_save_video_writes_h264_and_falls_back_to_mp4v(host, pack, monkeypatch, backend, codecs):
+    force_backend(pack, monkeypatch, backend)
     images = torch.rand(6, 48, 64, 3)
-    result = save(host, images, fps=12.0, filename_prefix="tests/h264")
+    result = save(host, images, fps=12.0, filename_prefix=f"tests/{backend}")
+    monkeypatch.undo()   # OpenCV reads the file back through its own FFmpeg, whatever PATH was
     path, count, size, fps, codec = saved_video(host, result)
     assert result["result"] == (path,) and result["ui"]["animated"] == (True,)
     assert count == 6 and size == (48, 64) and fps == pytest.approx(12.0)
-    assert codec.lower() in ("avc1", "h264"), "ffmpeg is on PATH, so the video should be H.264"
-    monkeypatch.setenv("PATH", "")
-    path, count, size, fps, codec = saved_video(host, save(host, images, fps=12.0, filename_prefix="tests/mp4v"))
-    assert count == 6 and codec in ("mp4v", "FMP4")   # FFmpeg reads MPEG-4 part 2 back as FMP4
+    assert codec in codecs
+    assert ("text" in result["ui"]) == (backend == "opencv"), "only the mp4v fallback warns on the node"
 
 
-def test_a_failed_write_leaves_no_file(host, tmp_path, monkeypatch):
+def test_a_failed_write_leaves_no_file(host, pack, tmp_path, monkeypatch):
+    monkeypatch.setattr(pack.video.codecs, "has_pyav", lambda: False)
     fake = tmp_path / "bin" / "ffmpeg"
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\n/bin/cat > /dev/null\necho 'encoder exploded' >&2\nexit 1\n")

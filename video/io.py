@@ -1,21 +1,27 @@
-"""Reading clips into frame batches and writing frame batches as mp4 files.
+"""Reading clips into frame batches (with their sound) and writing frame batches as mp4 files.
 
-Frames are [N, H, W, 3] float RGB in [0, 1] (ComfyUI's IMAGE layout). Never imports ComfyUI.
+Frames are [N, H, W, 3] float RGB in [0, 1] (ComfyUI's IMAGE layout); sound is an AUDIO dict
+(video/audio.py). Never imports ComfyUI.
 """
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 import torch
 
+from .audio import audio, check_audio, fit_samples, sample_count, silent_audio
+from .budget import LoadEstimate, loaded_frame_count
+from .codecs import best_backend, check_backend, encode_video, probe_video, read_audio
+
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif")
+DEFAULT_CRF = 19
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ def fit_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 def read_video(path: str | os.PathLike, frame_load_cap: int = 0, skip_first_frames: int = 0,
                select_every_nth: int = 1, short_side: int = 512, crop: tuple[int, int, int, int] = (0, 0, 0, 0),
-               name: str = "video") -> LoadedVideo:
+               name: str = "video", on_frame: Callable[[int], None] | None = None) -> LoadedVideo:
     """Decode a video with OpenCV.
 
     Args:
@@ -47,6 +53,7 @@ def read_video(path: str | os.PathLike, frame_load_cap: int = 0, skip_first_fram
         short_side: resize so the short side is this, each side a multiple of 64 (0: keep).
         crop: pixels removed from the (left, right, top, bottom) before resizing.
         name: how errors refer to the input.
+        on_frame: called with the number of frames kept so far after each one; may raise to cancel.
     """
     path = Path(path)
     if not path.is_file():
@@ -77,6 +84,8 @@ def read_video(path: str | os.PathLike, frame_load_cap: int = 0, skip_first_fram
             if size != (frame.shape[1], frame.shape[0]):
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if on_frame is not None:
+                on_frame(len(frames))
         source_size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     finally:
         capture.release()
@@ -85,71 +94,102 @@ def read_video(path: str | os.PathLike, frame_load_cap: int = 0, skip_first_fram
         raise ValueError(f"{name}: {path.name} has no frames to load{skipped}: check the file (or lower "
                          "skip_first_frames). If it plays elsewhere, OpenCV cannot decode its codec: convert it to "
                          "an H.264 .mp4.")
-    images = torch.from_numpy(np.stack(frames)).float() / 255.0
+    images = torch.from_numpy(np.stack(frames)).float().div_(255.0)
     fps = (source_fps or 24.0) / select_every_nth
     return LoadedVideo(images, fps, source_fps, source_size)
 
 
-def ffmpeg_executable() -> str | None:
-    return shutil.which("ffmpeg")
+def planned_load(path: str | os.PathLike, frame_load_cap: int = 0, skip_first_frames: int = 0, select_every_nth: int = 1,
+                 short_side: int = 512, crop: tuple[int, int, int, int] = (0, 0, 0, 0)) -> LoadEstimate | None:
+    """The frames ``read_video`` would keep and their size, from the container's header alone (nothing is
+    decoded), or None when the header does not say how many frames there are."""
+    facts = probe_video(path)
+    if facts is None or facts.frame_count <= 0 or facts.width <= 0 or facts.height <= 0:
+        return None
+    left, right, top, bottom = crop
+    width, height = fit_size(max(1, facts.width - left - right), max(1, facts.height - top - bottom), short_side)
+    count = loaded_frame_count(facts.frame_count, frame_load_cap, skip_first_frames, select_every_nth)
+    return LoadEstimate(count, width, height)
 
 
-def _write_with_ffmpeg(ffmpeg: str, frames: np.ndarray, fps: float, path: Path) -> None:
-    height, width = frames.shape[1:3]
-    command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-               "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "17",
-               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-movflags", "+faststart", "-f", "mp4", str(path)]
-    result = subprocess.run(command, input=frames.tobytes(), capture_output=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"ffmpeg could not write the video: {result.stderr.decode(errors='replace').strip()}")
+def read_sound(path: str | os.PathLike, loaded: LoadedVideo, skip_first_frames: int, select_every_nth: int,
+               backend: str | None = None) -> tuple[dict, str | None]:
+    """The sound that plays during the loaded frames, as an AUDIO dict, and why it is silent (or None).
+
+    The span starts at frame ``skip_first_frames`` and lasts frames × ``select_every_nth`` source
+    frames, i.e. frames ÷ fps seconds. A clip without sound (or a machine that cannot decode it)
+    gives mono silence of that length.
+    """
+    source_fps = loaded.source_fps or loaded.fps * select_every_nth
+    duration = loaded.frames.shape[0] / loaded.fps
+    backend = backend or best_backend()
+    if backend == "opencv":
+        return silent_audio(duration), "neither PyAV nor ffmpeg is installed, so the sound could not be read"
+    sound = read_audio(path, skip_first_frames / source_fps, duration, backend)
+    if sound is None:
+        return silent_audio(duration), "the clip has no sound"
+    waveform, rate = sound
+    return audio(torch.from_numpy(waveform), rate), None
 
 
-def _write_with_opencv(frames: np.ndarray, fps: float, path: Path) -> None:
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV could not open an mp4 writer at {path.parent}.")
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+class _Frames:
+    """uint8 RGB frames [H, W, 3] converted from a float IMAGE batch one at a time (no whole-clip copy)."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __iter__(self):
+        for image in self.images:
+            yield (image[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
-def write_video(frames: torch.Tensor, fps: float, path: str | os.PathLike, use_ffmpeg: bool | None = None) -> str:
-    """Write an mp4 that appears only once complete (written beside it, then renamed).
-
-    H.264 through ffmpeg when ffmpeg is on PATH (``use_ffmpeg=None``), OpenCV's mp4v otherwise.
+def write_video(frames: torch.Tensor, fps: float, path: str | os.PathLike, crf: int = DEFAULT_CRF,
+                sound: dict | None = None, metadata: dict | None = None, backend: str | None = None,
+                on_frame: Callable[[int], None] | None = None) -> str:
+    """Write an mp4 that appears only once complete (written beside it under a hidden name, then renamed).
 
     Args:
-        frames: [N, H, W, 3] float RGB in [0, 1].
+        frames: [N, H, W, 3 or 4] float RGB in [0, 1] (alpha is dropped).
+        crf: H.264 quality, 0 (lossless) to 51; 17–23 look clean.
+        sound: an AUDIO dict; cut or padded with silence to N ÷ fps seconds, muxed as AAC.
+        metadata: tags to embed (values that are not strings are stored as JSON), e.g. the
+            prompt and workflow as ComfyUI's Save Video embeds them.
+        backend: "pyav", "ffmpeg" or "opencv" (default: the best available, codecs.best_backend).
+        on_frame: called with each frame's index once it is encoded; may raise to cancel (the
+            partial file is removed).
 
     Returns:
-        the codec used: "h264" or "mp4v".
+        the codec written: "h264", or "mp4v" with the OpenCV backend (no sound, no metadata).
     """
     path = Path(path)
-    if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] not in (3, 4):
-        raise ValueError(f"images must be a non-empty IMAGE batch; got shape {tuple(frames.shape)}.")
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] not in (3, 4):
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise ValueError(f"images must be a non-empty IMAGE batch; got shape {shape}.")
     if not fps > 0:
         raise ValueError(f"fps must be above 0 (got {fps}).")
+    if not 0 <= crf <= 51:
+        raise ValueError(f"crf must be between 0 and 51 (got {crf}); 19 is visually clean, higher is smaller.")
     if not path.parent.is_dir():
         raise ValueError(f"The output folder {path.parent} does not exist: create it or choose another prefix.")
     if not os.access(path.parent, os.W_OK):
         raise ValueError(f"The output folder {path.parent} is not writable: change its permissions or ComfyUI's "
                          "--output-directory.")
-    array = (frames[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    ffmpeg = ffmpeg_executable() if use_ffmpeg in (None, True) else None
-    if use_ffmpeg and ffmpeg is None:
-        raise RuntimeError("ffmpeg is not on PATH.")
+    backend = check_backend(backend)
+    count, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+    track = None
+    if sound is not None and backend != "opencv":
+        waveform, rate = check_audio(sound)
+        track = (fit_samples(waveform, sample_count(count / fps, rate)).numpy(), rate)
+    tags = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     handle, partial = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.mp4", dir=path.parent)
     os.close(handle)
     try:
-        if ffmpeg:
-            _write_with_ffmpeg(ffmpeg, array, fps, Path(partial))
-        else:
-            _write_with_opencv(array, fps, Path(partial))
+        codec = encode_video(_Frames(frames), count, (width, height), fps, partial, crf, track, tags, backend, on_frame)
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
-    return "h264" if ffmpeg else "mp4v"
+    return codec

@@ -136,8 +136,12 @@ class InProcessHost:
             result = getattr(cls(), cls.FUNCTION)(**inputs)
         return result["result"] if isinstance(result, dict) else result
 
-    def execute(self, prompt: dict) -> dict:
-        """Validate and run an API-format prompt; return the UI outputs per node id."""
+    def execute(self, prompt: dict, workflow: dict | None = None) -> dict:
+        """Validate and run an API-format prompt; return the UI outputs per node id.
+
+        ``workflow`` (a UI graph) is passed as the web UI passes it, in ``extra_pnginfo``, so nodes
+        that embed metadata receive it through their hidden inputs.
+        """
         import execution
 
         prompt_id = str(uuid.uuid4())
@@ -153,7 +157,8 @@ class InProcessHost:
             executor = execution.PromptExecutor(server, cache_type=False)
         else:
             executor = execution.PromptExecutor(server)
-        executor.execute(prompt, prompt_id, {}, outputs)
+        extra_data = {"extra_pnginfo": {"workflow": workflow}} if workflow is not None else {}
+        executor.execute(prompt, prompt_id, extra_data, outputs)
         if not executor.success:
             errors = [data for event, data in executor.status_messages if event == "execution_error"]
             message = errors[0].get("exception_message", "") if errors else "execution failed"
