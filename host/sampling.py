@@ -27,6 +27,23 @@ def sigma_schedule(model, scheduler: str, steps: int, denoise: float) -> torch.T
     return sigmas[-(steps + 1):].float().cpu()
 
 
+def sigma_timesteps(model, sigmas: torch.Tensor) -> list[float]:
+    """The diffusion timestep the model runs at in each step of a sigma schedule.
+
+    Args:
+        model: the ModelPatcher that samples (its model_sampling maps σ to t, 0…999 for SD1.5).
+        sigmas: the ``steps + 1`` sigmas of ``sigma_schedule``; the last (where sampling ends) is no step.
+
+    Returns:
+        ``steps`` floats, t of step i = model_sampling.timestep(σ_i), as the UNet receives it.
+    """
+    if hasattr(model, "get_model_object"):  # current hosts: object patches included
+        sampling = model.get_model_object("model_sampling")
+    else:  # the 2024 host
+        sampling = model.model.model_sampling
+    return [float(t) for t in sampling.timestep(sigmas[:-1].float()).cpu()]
+
+
 def model_family(model) -> str:
     return type(model.model.model_config).__name__
 

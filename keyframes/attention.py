@@ -8,7 +8,7 @@ the current frame's own.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -19,11 +19,12 @@ ON_DEVICE, IN_HOST_RAM = "device", "cpu"
 
 
 class StepClock:
-    """The step the sampler is at, shared with the hooks that depend on it."""
+    """The step the sampler is at and its diffusion timestep, shared with the hooks that depend on them."""
 
     def __init__(self):
         self.step = 0
         self.total = 1
+        self.timestep = 0.0
 
 
 class AttentionFeatures:
@@ -127,7 +128,7 @@ def cfg_branches(cfg: float, cfg1_optimization: bool = True) -> int:
 
 
 def estimate_feature_bytes(unet_config: dict, settings: CrossFrameAttention, latent_height: int, latent_width: int,
-                           steps: int, cfg: float, frame_count: int, element_size: int,
+                           timesteps: Sequence[float], cfg: float, frame_count: int, element_size: int,
                            cfg1_optimization: bool = True) -> int:
     """The most bytes the attention store holds during a render, known before sampling.
 
@@ -137,10 +138,11 @@ def estimate_feature_bytes(unet_config: dict, settings: CrossFrameAttention, lat
     Args:
         unet_config, latent_height, latent_width, element_size: as in ``feature_store_bytes``.
         settings: the cross-frame attention settings (blocks, step range, update interval).
-        steps: executed steps per pass; cfg: the guidance scale; frame_count: key frames rendered.
+        timesteps: the diffusion timestep of every executed step of a pass (the step range counts
+            those it covers); cfg: the guidance scale; frame_count: key frames rendered.
         cfg1_optimization: False when the model's options disable the host's cfg = 1 shortcut.
     """
-    active = sum(settings.steps.active(step, steps) for step in range(steps))
+    active = sum(settings.steps.active(timestep) for timestep in timesteps)
     one = feature_store_bytes(unet_config, settings.blocks, latent_height, latent_width, active,
                               cfg_branches(cfg, cfg1_optimization), element_size)
     moves_on = any(settings.updates_previous(k) for k in range(1, frame_count))
@@ -189,7 +191,7 @@ class CrossFrameAttentionHook:
     def __call__(self, n: torch.Tensor, context: torch.Tensor, value: torch.Tensor, extra: dict):
         block = extra.get("block")
         if (self.mode == OFF or block is None or block[0] != "output" or block[1] not in self.settings.blocks
-                or not self.settings.steps.active(self.clock.step, self.clock.total)):
+                or not self.settings.steps.active(self.clock.timestep)):
             return n, context, value
         branches = extra["cond_or_uncond"]
         per_branch = n.shape[0] // len(branches)

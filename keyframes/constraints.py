@@ -20,14 +20,38 @@ ADAIN_EPS = 1e-5
 COMPENSATION_ERROR = 0.125
 
 
-def step_active(step: int, total: int, start: float, end: float) -> bool:
-    """Whether step ``step`` of ``total`` executed steps lies in the range [start, end].
+# The reference samples a fixed 20-step DDIM schedule over the 1000 training timesteps: its step i
+# runs at t = 951 − 50·i (951, 901, …, 1), and a period (p0, p1) selects the steps with
+# p0·20 ≤ i ≤ p1·20.
+REFERENCE_STEPS = 20
+TRAINING_TIMESTEPS = 1000
+REFERENCE_FIRST_TIMESTEP = TRAINING_TIMESTEPS - TRAINING_TIMESTEPS // REFERENCE_STEPS + 1   # 951
+_TOLERANCE = 1e-9
 
-    Ranges are fractions of the executed steps (progress = step / total), so a denoise below 1
-    keeps every range meaningful. start > end is an empty range.
+
+def schedule_position(timestep: float) -> float:
+    """Where a diffusion timestep lies on the reference's full schedule, from 0 (noisiest) towards 1.
+
+    position(t) = (951 − t) / 1000, and 0 for the noisier t > 951 that the reference's first step
+    stands for: the reference's step i of 20 (t = 951 − 50·i) sits at exactly i / 20, so its period
+    fractions select the same noise levels here, whatever the step count, scheduler or denoise.
+
+    Args:
+        timestep: the model's diffusion timestep of a step (``model_sampling.timestep(σ)``, 0…999 for SD1.5).
     """
-    progress = step / total
-    return start - 1e-9 <= progress <= end + 1e-9
+    return max(0.0, (REFERENCE_FIRST_TIMESTEP - timestep) / TRAINING_TIMESTEPS)
+
+
+def timestep_active(timestep: float, start: float, end: float) -> bool:
+    """Whether a step at diffusion timestep ``timestep`` lies in the range [start, end].
+
+    start and end are positions on the reference's full schedule (``schedule_position``): the
+    step is active when 951 − 1000·end ≤ t ≤ 951 − 1000·start (no upper bound when start ≤ 0).
+    A denoise below 1 never reaches the noisiest timesteps, so a range lying there is never
+    active. start > end is an empty range.
+    """
+    position = schedule_position(timestep)
+    return start - _TOLERANCE <= position <= end + _TOLERANCE
 
 
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

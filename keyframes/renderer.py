@@ -12,6 +12,11 @@ reference renders its first output key frame against the anchor; a plain anchor 
 frames would differ from all of them in character). The "previous" attention reference is
 updated by a frame's last pass. All frames share one noise (same seed), the reference's
 fixed-noise prior.
+
+Each constraint acts at the steps whose diffusion timestep lies in its range, a stretch of the
+reference's full 20-step schedule (settings.StepRange), not a fraction of the steps run here: at
+denoise 0.75 pixel-aware fusion acts at t ≈ 401…201 as in the reference, and a range inside the
+part a denoise below 1 skips (shape-aware fusion's default at 0.75) does nothing.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from ..flow.frames import check_frames
 from ..flow.video_flow import FlowEstimator
 from ..flow.warp import flow_to_latent
 from ..host.memory import USABLE_FRACTION, free_bytes, is_accelerator, make_room, staging_tensor
-from ..host.sampling import previewer, require_sd15, sigma_schedule, vae_decode, vae_encode
+from ..host.sampling import previewer, require_sd15, sigma_schedule, sigma_timesteps, vae_decode, vae_encode
 from .attention import (ATTEND, ATTEND_AND_UPDATE, IN_HOST_RAM, OFF, RECORD_ANCHOR, AttentionFeatures,
                         CrossFrameAttentionHook, StepClock, choose_feature_storage, estimate_feature_bytes)
 from .conditioning import check_control_images, conditioning_for_frame
@@ -84,11 +89,12 @@ class FramePass:
             self.latent_validity = anchor_reference.validity
 
     def begin_step(self, step, total, x, direction, sigma):
-        self.renderer.clock.step, self.renderer.clock.total = step, total
+        clock = self.renderer.clock
+        clock.step, clock.total, clock.timestep = step, total, self.renderer.timesteps[step]
         if self.renderer.attention is not None:
             self.renderer.attention.mode = self.attention_mode
         fusion = self.constraints.pixel_fusion
-        if self.pixel is not None and direction is not None and fusion.steps.active(step, total):
+        if self.pixel is not None and direction is not None and fusion.steps.active(clock.timestep):
             # Drawn on the CPU generator so the noise is the same on every device.
             noise = torch.randn(x.shape, generator=self.generator).to(x)
             x = pixel_fusion_blend(x, direction, self.pixel.target.to(x), noise, sigma,
@@ -96,19 +102,19 @@ class FramePass:
         return x
 
     def adjust_x0(self, step, x0):
-        total, anchor, c = self.renderer.clock.total, self.renderer.anchor, self.constraints
+        timestep, anchor, c = self.renderer.timesteps[step], self.renderer.anchor, self.constraints
         if self.record_anchor:
-            if c.shape_fusion is not None and c.shape_fusion.steps.active(step, total):
+            if c.shape_fusion is not None and c.shape_fusion.steps.active(timestep):
                 anchor.x0[step] = x0.clone()
-            if c.color_adain is not None and c.color_adain.steps.active(step, total):
+            if c.color_adain is not None and c.color_adain.steps.active(timestep):
                 anchor.stats[step] = channel_stats(x0)
             return x0
         # What the anchor pass and the flow estimator left may sit on another device or in another
         # dtype than this pass's x̂0 (offloaded model, --gpu-only, a half-precision UNet): moved here.
-        if c.color_adain is not None and c.color_adain.steps.active(step, total):
+        if c.color_adain is not None and c.color_adain.steps.active(timestep):
             mean, std = anchor.stats[step]
             x0 = adain(x0, mean.to(x0.device), std.to(x0.device))
-        if self.latent_flow is not None and c.shape_fusion.steps.active(step, total):
+        if self.latent_flow is not None and c.shape_fusion.steps.active(timestep):
             x0 = shape_fusion(x0, anchor.x0[step].to(x0), self.latent_flow.to(x0.device),
                               self.latent_validity.to(x0))
         return x0
@@ -152,6 +158,9 @@ class KeyframeRenderer:
             # A closure, not the hook object: model clones deep-copy callable objects.
             self.model.set_model_attn1_patch(lambda n, context, value, extra: hook(n, context, value, extra))
         self.sigmas = sigma_schedule(self.model, sampling.scheduler, sampling.steps, sampling.denoise)
+        # The diffusion timestep of every executed step: the constraints' ranges are positions on the
+        # full schedule (see settings.StepRange), so they act at the same noise levels at any denoise.
+        self.timesteps = sigma_timesteps(self.model, self.sigmas)
         self.previewer = previewer(self.model)
         self.steps_done = 0
         self.steps_total = 0
@@ -175,7 +184,7 @@ class KeyframeRenderer:
         """
         device = torch.device(self.model.load_device)
         needed = estimate_feature_bytes(
-            self.model.model.model_config.unet_config, settings, height // 8, width // 8, self.sampling.steps,
+            self.model.model.model_config.unet_config, settings, height // 8, width // 8, self.timesteps,
             self.sampling.cfg, frame_count, torch.empty(0, dtype=self.features.dtype).element_size(),
             cfg1_optimization=not self.model.model_options.get("disable_cfg1_optimization", False))
         asks_for_room = settings.feature_storage == "auto" and is_accelerator(device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .constraints import step_active
+from .constraints import timestep_active
 
 OPTIONS_KEY = "rerender"
 # SD1.5 decoder self-attention sits in output blocks 3-11: 1280 channels (3-5), 640 (6-8), 320 (9-11).
@@ -31,13 +31,19 @@ class Shared:
 
 @dataclass(frozen=True)
 class StepRange:
-    """Active for executed steps i with start ≤ i / steps ≤ end (start > end: never)."""
+    """Where a constraint acts, as positions on the reference's full 20-step schedule.
+
+    A step is active when its diffusion timestep t has start ≤ (951 − t) / 1000 ≤ end (see
+    ``constraints.schedule_position``): the reference's step i of 20 sits at i / 20, so the
+    reference's period fractions act at its noise levels at any step count and denoise.
+    start > end: never.
+    """
 
     start: float
     end: float
 
-    def active(self, step: int, total: int) -> bool:
-        return step_active(step, total, self.start, self.end)
+    def active(self, timestep: float) -> bool:
+        return timestep_active(timestep, self.start, self.end)
 
 
 @dataclass(frozen=True)

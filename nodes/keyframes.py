@@ -11,16 +11,23 @@ from .images import frames_to_image, image_to_frames
 from .socket_types import CATEGORY
 
 CONSTRAINTS = f"{CATEGORY}/constraints"
-RANGE_NOTE = ("Fractions of the steps actually run (step i of N is active when start <= i/N <= end), so the "
-              "range keeps working at any denoise and step count. start > end switches it off.")
+RANGE_NOTE = ("start and end are positions on the reference's full 20-step schedule, by noise level: 0 is its "
+              "first step (timestep t = 951, nearly pure noise), its step i of 20 sits at i/20 (t = 951 - 50*i), "
+              "1 is the clean end. A step of this run is active when its timestep t lies in the range, "
+              "951 - 1000*end <= t <= 951 - 1000*start (any t above 951 counts as 0), so the constraint acts "
+              "at the reference's noise levels at any steps, scheduler and denoise. A denoise below 1 skips "
+              "the noisiest part of the schedule, and a range lying there does nothing. start > end switches "
+              "it off.")
 
 
-def step_range(default_start: float, default_end: float, what: str) -> dict:
+def step_range(default_start: float, default_end: float, what: str, defaults_note: str) -> dict:
     return {
         "start": ("FLOAT", {"default": default_start, "min": 0.0, "max": 1.0, "step": 0.01,
-                            "tooltip": f"First step {what} is active, as a fraction of the steps. {RANGE_NOTE}"}),
+                            "tooltip": f"Where {what} starts acting, on the full schedule (0 = the noisiest step). "
+                                       f"{defaults_note} {RANGE_NOTE}"}),
         "end": ("FLOAT", {"default": default_end, "min": 0.0, "max": 1.0, "step": 0.01,
-                          "tooltip": f"Last step {what} is active, as a fraction of the steps."}),
+                          "tooltip": f"Where {what} stops acting, on the full schedule (1 = the end): it acts "
+                                     "down to timestep t = 951 - 1000*end."}),
     }
 
 
@@ -44,7 +51,8 @@ class RerenderCrossFrameAttention(_ConstraintNode):
     def INPUT_TYPES(cls):
         return {"required": {
             **cls.MODEL_INPUT,
-            **step_range(0.0, 1.0, "cross-frame attention"),
+            **step_range(0.0, 1.0, "cross-frame attention",
+                         "The default 0-1 is every step, as in the reference."),
             "loose": ("BOOLEAN", {"default": False, "tooltip": "Only the 640- and 320-channel decoder layers: "
                                   "looser style binding, better for large motion."}),
             "previous_update_interval": ("INT", {
@@ -65,12 +73,18 @@ class RerenderCrossFrameAttention(_ConstraintNode):
 
 
 class RerenderShapeFusion(_ConstraintNode):
-    DESCRIPTION = ("Shape-aware latent fusion: during the early steps the anchor's predicted clean latent, warped "
-                   "by optical flow, is pasted where the anchor shows the same content. Keeps shapes in place.")
+    DESCRIPTION = ("Shape-aware latent fusion: during the early, noisiest steps the anchor's predicted clean latent, "
+                   "warped by optical flow, is pasted where the anchor shows the same content. Keeps shapes in place. "
+                   "Its default range lies in the part of the schedule a denoise below about 0.87 skips, so it "
+                   "acts only at a high denoise, as in the reference.")
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {**cls.MODEL_INPUT, **step_range(0.0, 0.1, "shape-aware fusion")}}
+        return {"required": {**cls.MODEL_INPUT, **step_range(
+            0.0, 0.1, "shape-aware fusion",
+            "The default 0-0.1 is the reference's first 10 % (its steps 0-2, t 951-851): with 20 ddim_uniform "
+            "steps only a denoise of about 0.87 or more reaches it, so at the default 0.75 shape fusion does "
+            "nothing, as in the reference.")}}
 
     def patch(self, model, start, end):
         return (with_constraint(model, ShapeFusion(StepRange(start, end))),)
@@ -86,7 +100,9 @@ class RerenderPixelFusion(_ConstraintNode):
         return {"required": {
             **cls.MODEL_INPUT,
             "vae": ("VAE", {"tooltip": "Encodes the warped references (fidelity-oriented encoding)."}),
-            **step_range(0.55, 0.75, "pixel-aware fusion"),
+            **step_range(0.55, 0.75, "pixel-aware fusion",
+                         "The default 0.55-0.75 is t 401-201, the reference's steps 11-15 (its period 0.5-0.8, "
+                         "exclusive)."),
             "strength": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
                                    "tooltip": "Weight of the warped references in the latent (the reference's "
                                               "mask strength). Lower it if errors accumulate over long clips."}),
@@ -109,7 +125,8 @@ class RerenderColorAdaIN(_ConstraintNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {**cls.MODEL_INPUT, **step_range(0.8, 1.0, "AdaIN")}}
+        return {"required": {**cls.MODEL_INPUT, **step_range(
+            0.8, 1.0, "AdaIN", "The default 0.8-1 is t 151 and below, the reference's steps 16-19.")}}
 
     def patch(self, model, start, end):
         return (with_constraint(model, ColorAdaIN(StepRange(start, end))),)
@@ -147,7 +164,9 @@ class RerenderKeyframes:
                                          "tooltip": "Sigma schedule; ddim_uniform is the reference's DDIM spacing."}),
             "denoise": ("FLOAT", {"default": 0.75, "min": 0.0, "max": 1.0, "step": 0.01,
                                   "tooltip": "How much of each key frame is re-imagined (the reference's x0 "
-                                             "strength). 1 ignores the frame's colours but keeps ControlNet's shapes."}),
+                                             "strength). 1 ignores the frame's colours but keeps ControlNet's shapes. "
+                                             "The constraints act at the same noise levels at any denoise; below "
+                                             "about 0.87 (20 steps) the noisy start where shape fusion acts is skipped."}),
             "anchor_only": ("BOOLEAN", {"default": False,
                                         "tooltip": "Render only the anchor, to tune the look before the whole run."}),
         }}

@@ -10,17 +10,34 @@ def c(pack):
     return pack.keyframes.constraints
 
 
-def steps_of(c, start, end, total=20):
-    return [i for i in range(total) if c.step_active(i, total, start, end)]
+REFERENCE_TIMESTEPS = [951 - 50 * i for i in range(20)]   # the reference's fixed 20-step DDIM schedule
+
+
+def steps_of(c, start, end, timesteps=REFERENCE_TIMESTEPS):
+    return [i for i, t in enumerate(timesteps) if c.timestep_active(t, start, end)]
 
 
 def test_default_ranges_select_the_reference_steps(c):
+    # On the reference's own schedule the ranges pick exactly its steps (its periods, §1.4 of the spec).
     assert steps_of(c, 0.0, 1.0) == list(range(20))          # cross-frame attention
-    assert steps_of(c, 0.0, 0.1) == [0, 1, 2]                 # shape-aware fusion
+    assert steps_of(c, 0.0, 0.1) == [0, 1, 2]                 # shape-aware fusion: t 951, 901, 851
     assert steps_of(c, 0.55, 0.75) == [11, 12, 13, 14, 15]    # pixel-aware fusion (reference 0.5-0.8, strict)
     assert steps_of(c, 0.8, 1.0) == [16, 17, 18, 19]          # AdaIN
     assert steps_of(c, 1.0, 0.0) == []                        # switched off
-    assert steps_of(c, 0.0, 0.1, total=8) == [0]              # fractions of the executed steps
+
+
+def test_ranges_are_positions_on_the_full_schedule_not_fractions_of_the_steps_run(c):
+    assert c.schedule_position(951) == 0 and c.schedule_position(999) == 0   # noisier than step 0 counts as 0
+    assert c.schedule_position(401) == pytest.approx(0.55) and c.schedule_position(1) == pytest.approx(0.95)
+    # The host's 20 ddim_uniform steps at denoise 0.75 run t = 723, 685, ..., 39, 1 (spacing 38): the
+    # ranges follow the timesteps, not the step numbers (which would give t 305...153 for pixel fusion).
+    denoise_075 = [723 - 38 * i for i in range(20)]
+    assert [denoise_075[i] for i in steps_of(c, 0.55, 0.75, denoise_075)] == [381, 343, 305, 267, 229]
+    assert [denoise_075[i] for i in steps_of(c, 0.8, 1.0, denoise_075)] == [115, 77, 39, 1]
+    assert steps_of(c, 0.0, 0.1, denoise_075) == []           # shape fusion's range was skipped
+    assert steps_of(c, 0.0, 1.0, denoise_075) == list(range(20))
+    # "normal" at denoise 1 starts at t = 999, above the reference's first step: still position 0.
+    assert c.timestep_active(999, 0.0, 0.1) and not c.timestep_active(999, 0.05, 0.1)
 
 
 def test_adain_gives_the_anchor_statistics(c):

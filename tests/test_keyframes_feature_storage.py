@@ -12,7 +12,7 @@ from harness.synthetic import shifted_clip
 
 
 def largest_store(pack, model, vae, frames, steps, cfg):
-    """The most bytes the attention store held at any step of a real render."""
+    """The most bytes the attention store held at any step of a real render, and the renderer."""
     keyframes = pack.keyframes.renderer
     sizes = []
     renderer = keyframes.KeyframeRenderer(model, vae, tiny_conditioning(1), tiny_conditioning(2),
@@ -21,22 +21,25 @@ def largest_store(pack, model, vae, frames, steps, cfg):
                                           on_step=lambda *_: sizes.append(renderer.features.nbytes()))
     with torch.inference_mode():
         renderer.render(frames)
-    return max(sizes)
+    return max(sizes), renderer
 
 
-@pytest.mark.parametrize("settings, cfg", [
-    (dict(), 3.0),                                                         # blocks 3-11, anchor + previous
-    (dict(loose=True, start=0.2, end=0.7), 3.0),                           # blocks 6-11, steps 2-4 of 6
-    (dict(previous_update_interval=0), 1.0),                               # one store, one CFG branch
+@pytest.mark.parametrize("settings, cfg, active_steps", [
+    (dict(), 3.0, 6),                                                      # blocks 3-11, anchor + previous
+    (dict(loose=True, start=0.2, end=0.7), 3.0, 4),                        # blocks 6-11, t 751-251: 4 of 6
+    (dict(previous_update_interval=0), 1.0, 6),                            # one store, one CFG branch
 ], ids=["default", "loose-partial-range", "anchor-only-cfg1"])
-def test_estimate_equals_the_store_measured_in_a_render(host, pack, model, vae, settings, cfg):
+def test_estimate_equals_the_store_measured_in_a_render(host, pack, model, vae, settings, cfg, active_steps):
     # 48x80: latent 6x10, so the levels are 6x10, 3x5 and 2x3 (sides round up when halved).
     frames, _ = shifted_clip(frames=3, dx=3, dy=1, height=48, width=80)
     attending = constrain(host, model, vae, "RerenderCrossFrameAttention", **settings)
     cross = pack.keyframes.settings.constraints_of(attending).cross_frame_attention
+    measured, renderer = largest_store(pack, attending, vae, frames, steps=6, cfg=cfg)
+    # 6 steps at denoise 0.75 run t = 626, 501, 376, 251, 126, 1.
+    assert sum(cross.steps.active(t) for t in renderer.timesteps) == active_steps
     estimate = pack.keyframes.attention.estimate_feature_bytes(
-        model.model.model_config.unet_config, cross, 6, 10, steps=6, cfg=cfg, frame_count=3, element_size=2)
-    measured = largest_store(pack, attending, vae, frames, steps=6, cfg=cfg)
+        model.model.model_config.unet_config, cross, 6, 10, timesteps=renderer.timesteps, cfg=cfg, frame_count=3,
+        element_size=2)
     assert estimate == measured > 0
 
 
@@ -45,16 +48,17 @@ def test_the_estimate_scales_as_full_size_sd15_needs(pack):
 
     attention, settings = pack.keyframes.attention, pack.keyframes.settings
     cross = settings.CrossFrameAttention(settings.StepRange(0.0, 1.0))
+    timesteps = [951 - 50 * i for i in range(20)]   # 20 ddim_uniform steps at denoise 1
     # 512x512 (latent 64²), 20 steps, both CFG branches, half precision: per step and branch 3 layers
     # of 1280 ch x 16² tokens, 3 of 640 x 32², 3 of 320 x 64²; 525 MiB per store, as measured in the README.
     per_step_branch = 3 * (1280 * 16 ** 2 + 640 * 32 ** 2 + 320 * 64 ** 2)
     one_store = per_step_branch * 20 * 2 * 2
     assert one_store == 525 * 2 ** 20
-    assert attention.estimate_feature_bytes(SD15_UNET_CONFIG, cross, 64, 64, 20, 7.5, 10, 2) == 2 * one_store
+    assert attention.estimate_feature_bytes(SD15_UNET_CONFIG, cross, 64, 64, timesteps, 7.5, 10, 2) == 2 * one_store
     # A single key frame never moves the previous reference on.
-    assert attention.estimate_feature_bytes(SD15_UNET_CONFIG, cross, 64, 64, 20, 7.5, 1, 2) == one_store
+    assert attention.estimate_feature_bytes(SD15_UNET_CONFIG, cross, 64, 64, timesteps, 7.5, 1, 2) == one_store
     loose = settings.CrossFrameAttention(settings.StepRange(0.0, 1.0), loose=True)
-    assert attention.estimate_feature_bytes(SD15_UNET_CONFIG, loose, 64, 64, 20, 1.0, 10, 2) == \
+    assert attention.estimate_feature_bytes(SD15_UNET_CONFIG, loose, 64, 64, timesteps, 1.0, 10, 2) == \
         3 * (640 * 32 ** 2 + 320 * 64 ** 2) * 20 * 2 * 2
 
 

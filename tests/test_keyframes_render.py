@@ -16,10 +16,20 @@ def clip(host):
 
 
 def test_each_constraint_changes_the_output(host, pack, model, vae, clip):
-    base, _, _ = render(pack, model, vae, clip)
+    # At denoise 1 the run reaches every default range: 8 ddim_uniform steps run t = 876, 751, ..., 1, and
+    # shape fusion's default range is t >= 851 (the reference's first 10 %).
+    base, _, _ = render(pack, model, vae, clip, steps=8, denoise=1.0)
     for node in CONSTRAINT_NODES:
-        images, _, _ = render(pack, constrain(host, model, vae, node), vae, clip)
+        images, _, _ = render(pack, constrain(host, model, vae, node), vae, clip, steps=8, denoise=1.0)
         assert not torch.allclose(images[1:], base[1:], atol=1e-3), f"{node} did not change the key frames"
+
+
+def test_shape_fusion_at_its_default_range_does_nothing_at_denoise_075(host, pack, model, vae, clip):
+    # As in the reference: denoise 0.75 starts below the noise levels of shape fusion's default range.
+    base, base_latents, renderer = render(pack, model, vae, clip)
+    assert max(renderer.timesteps) < 851
+    images, latents, _ = render(pack, constrain(host, model, vae, "RerenderShapeFusion"), vae, clip)
+    assert torch.equal(latents, base_latents) and torch.equal(images, base)
 
 
 @pytest.mark.parametrize("node", CONSTRAINT_NODES)
@@ -48,21 +58,21 @@ def test_adain_gives_each_frame_the_anchor_statistics_at_the_same_step(host, pac
     frames = torch.cat([textured(64, 64, seed=1), textured(64, 64, seed=2)])
     x0 = {}
     adain = constrain(host, model, vae, "RerenderColorAdaIN")
-    render(pack, adain, vae, frames, steps=10, on_step=record_x0(x0))
+    _, _, renderer = render(pack, adain, vae, frames, steps=10, on_step=record_x0(x0))
     stats = pack.keyframes.constraints.channel_stats
-    checked = 0
-    for step in range(10):
-        if pack.keyframes.constraints.step_active(step, 10, 0.8, 1.0):
-            (anchor_mean, anchor_std), (mean, std) = stats(x0[0, 0, step]), stats(x0[1, 0, step])
-            assert torch.allclose(mean, anchor_mean, atol=1e-4) and torch.allclose(std, anchor_std, atol=1e-4)
-            checked += 1
-    assert checked == 2   # steps 8 and 9 of 10 have progress in [0.8, 1]
+    # 10 steps at denoise 0.75 run t = 685, 609, ..., 153, 77, 1: the default range (t <= 151) holds steps 8, 9.
+    assert [int(t) for t in renderer.timesteps[7:]] == [153, 77, 1]
+    for step in (8, 9):
+        (anchor_mean, anchor_std), (mean, std) = stats(x0[0, 0, step]), stats(x0[1, 0, step])
+        assert torch.allclose(mean, anchor_mean, atol=1e-4) and torch.allclose(std, anchor_std, atol=1e-4)
+    assert not torch.allclose(stats(x0[1, 0, 7])[0], stats(x0[0, 0, 7])[0], atol=1e-3)   # t 153: just outside
     assert not torch.allclose(stats(x0[1, 0, 0])[0], stats(x0[0, 0, 0])[0], atol=1e-3)   # outside the range
 
 
 def test_shape_fusion_with_identity_flow_pastes_the_anchor_x0(host, pack, model, vae, clip):
     x0 = {}
-    shape = constrain(host, model, vae, "RerenderShapeFusion", end=0.3)
+    # end 0.55: down to t = 401, i.e. steps 0-3 (t 685, 609, 533, 457) of 10 at denoise 0.75.
+    shape = constrain(host, model, vae, "RerenderShapeFusion", end=0.55)
     render(pack, shape, vae, torch.cat([clip[:1], clip[:1]]), steps=10, on_step=record_x0(x0))
     for step in (0, 1, 2, 3):
         assert torch.equal(x0[1, 0, step], x0[0, 0, step])
