@@ -3,9 +3,9 @@
 Node classes stay thin: inputs, tooltips, outputs and one call into the plain modules.
 Each module below exports its own NODE_CLASS_MAPPINGS / NODE_DISPLAY_NAME_MAPPINGS.
 """
-from . import consistency, keyframe_selection, keyframes, optical_flow, propagation, video_io
+from . import consistency, frame_size, keyframe_selection, keyframes, optical_flow, propagation, video_io
 
-_MODULES = (video_io, keyframe_selection, optical_flow, consistency, keyframes, propagation)
+_MODULES = (video_io, frame_size, keyframe_selection, optical_flow, consistency, keyframes, propagation)
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
