@@ -26,8 +26,9 @@ def plain(module: str):
 
 
 def script(name: str):
-    """One of the repository's scripts/ helpers."""
-    spec = importlib.util.spec_from_file_location(f"rerender_script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """One of the repository's scripts/ helpers (through the loader the tests and scripts share)."""
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.append(str(ROOT / "scripts"))
+    from script_loader import load_script
+
+    return load_script(name)

@@ -1,33 +1,60 @@
 #!/usr/bin/env python3
-"""Write the shipped workflows (workflows/*.json, UI format 0.4) from compact descriptions.
+"""Write the shipped workflows (example_workflows/*.json, UI format 0.4) from compact descriptions.
 
 Sockets, widget order and default values come from a running host's /object_info, so the graphs
-match the nodes exactly. Run after changing a graph or a node:
+match the nodes exactly. Five graphs use only nodes the 2024 host has and are built from its
+/object_info, so they load on old and current ComfyUI alike; rerender_host_video_nodes uses
+current ComfyUI's core VIDEO nodes and is built from the current host's. Run after changing a
+graph or a node:
 
-    .venv/bin/python scripts/build_workflows.py        (starts the test host headless, ~15 s)
+    .venv/bin/python scripts/build_workflows.py        (starts both test hosts headless, ~30 s)
+
+Every node records where it comes from as the frontend and ComfyUI-Manager read it
+(``properties.cnr_id`` and ``properties.ver``): the pack's nodes its Registry id and version from
+pyproject.toml, core nodes "comfy-core" and the ComfyUI version of the host that built the graph.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
+import re
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from script_loader import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "workflows"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"rerender_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+OUT = ROOT / "example_workflows"
 
 # The same rules for which inputs are widgets as the UI-to-API conversion the tests and demo use.
-HEADLESS = _script("comfy_headless")
+HEADLESS, BOOTSTRAP = load_script("comfy_headless"), load_script("bootstrap_env")
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PACK_ID, PACK_VERSION = PYPROJECT["project"]["name"], PYPROJECT["project"]["version"]
+CORE_ID = "comfy-core"
+CORE_MODULES = ("nodes", "comfy_extras", "comfy_api_nodes")   # python_module roots the frontend calls core
+
+
+def oldest_supported_comfyui() -> str:
+    """The X.Y.Z of ``[tool.comfy] requires-comfyui = ">=X.Y.Z"``."""
+    requirement = PYPROJECT["tool"]["comfy"]["requires-comfyui"]
+    match = re.fullmatch(r"\s*>=\s*(\d+\.\d+\.\d+)\s*", requirement)
+    if not match:
+        raise ValueError(f"pyproject.toml: requires-comfyui should read '>=X.Y.Z', not {requirement!r}")
+    return match.group(1)
+
+
+@dataclass
+class HostFacts:
+    """What a graph is built from: the host's /object_info and the ComfyUI version its core nodes get."""
+    object_info: dict
+    comfyui_version: str
+
+
+# The workflows that need current ComfyUI (its core VIDEO nodes); built from the current host.
+CURRENT_HOST_ONLY = ("rerender_host_video_nodes",)
 
 SD15 = {"name": "v1-5-pruned-emaonly.safetensors", "directory": "checkpoints",
         "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly.safetensors"}
@@ -55,9 +82,17 @@ class Node:
     rows: int = 0                                    # extra height (notes, previews)
 
 
+@dataclass(frozen=True)
+class Clip:
+    """Where a graph's frames, frame rate and sound come from: (node key, output index) each."""
+    frames: tuple[str, int]
+    fps: tuple[str, int]
+    audio: tuple[str, int]
+
+
 class Graph:
-    def __init__(self, name: str, object_info: dict):
-        self.name, self.info, self.nodes = name, object_info, []
+    def __init__(self, name: str, host: HostFacts):
+        self.name, self.info, self.comfyui_version, self.nodes = name, host.object_info, host.comfyui_version, []
 
     def add(self, node: Node) -> Node:
         self.nodes.append(node)
@@ -84,6 +119,17 @@ class Graph:
             nodes.append(self._node_json(node, ids, links, outgoing, order, column_heights))
         return {"last_node_id": len(self.nodes), "last_link_id": len(links), "nodes": nodes, "links": links,
                 "groups": [], "config": {}, "extra": {"ds": {"scale": 0.55, "offset": [40, 60]}}, "version": 0.4}
+
+    def _origin(self, node_type: str) -> dict:
+        """``cnr_id`` and ``ver``: the Registry pack a node comes from, and that pack's version."""
+        module = self.info[node_type].get("python_module")   # current hosts report it, the 2024 host does not
+        if node_type.startswith("Rerender"):
+            if module is not None and not module.startswith("custom_nodes."):
+                raise ValueError(f"{node_type} comes from {module}, not from this pack")
+            return {"cnr_id": PACK_ID, "ver": PACK_VERSION}
+        if module is not None and module.split(".")[0] not in CORE_MODULES:
+            raise ValueError(f"{self.name}: {node_type} comes from {module}, neither ComfyUI's core nor this pack")
+        return {"cnr_id": CORE_ID, "ver": self.comfyui_version}
 
     def _node(self, key: str) -> Node:
         return next(n for n in self.nodes if n.key == key)
@@ -142,7 +188,10 @@ class Graph:
         x = 40 + node.column * 400
         y = column_heights.get(node.column, 40)
         column_heights[node.column] = y + height + 40
-        properties = {"Node name for S&R": node.type} if node.type != "Note" else {"text": ""}
+        # A Note is a frontend-only node: no Python pack, so the frontend and Manager record no cnr_id/ver
+        # for it (the shipped ComfyUI templates' notes carry none either).
+        properties = {"text": ""} if node.type == "Note" else dict(
+            self._origin(node.type), **{"Node name for S&R": node.type})
         if node.models:
             properties["models"] = node.models
         result = {"id": ids[node.key], "type": node.type, "pos": [x, y], "size": [width, height], "flags": {},
@@ -159,10 +208,24 @@ def note(key: str, column: int, text: str) -> Node:
     return Node(key, "Note", column, text=text, rows=text.count("\n") + len(text) // 60)
 
 
-def load_and_select(g: Graph, first_note: str) -> None:
-    g.add(note("note_start", 0, first_note))
+def load_with_pack(g: Graph) -> Clip:
     g.add(Node("video", "RerenderLoadVideo", 0, {"video": INPUT_VIDEO, "short_side": 512}))
-    g.add(Node("keys", "RerenderSelectKeyframes", 0, {"interval": 10}, {"frames": ("video", 0)}))
+    return Clip(frames=("video", 0), fps=("video", 2), audio=("video", 3))
+
+
+def load_with_host_nodes(g: Graph) -> Clip:
+    """Core Load Video → Get Video Components (frames at the clip's size) → Rerender: Resize Frames."""
+    g.add(Node("video", "LoadVideo", 0, {"file": INPUT_VIDEO}, rows=14))   # room for its preview
+    g.add(Node("components", "GetVideoComponents", 0, {}, {"video": ("video", 0)}))
+    g.add(Node("resize", "RerenderResizeFrames", 0, {"short_side": 512}, {"frames": ("components", 0)}))
+    return Clip(frames=("resize", 0), fps=("components", 2), audio=("components", 1))
+
+
+def load_and_select(g: Graph, first_note: str, load=load_with_pack) -> Clip:
+    g.add(note("note_start", 0, first_note))
+    clip = load(g)
+    g.add(Node("keys", "RerenderSelectKeyframes", 0, {"interval": 10}, {"frames": clip.frames}))
+    return clip
 
 
 def diffusion(g: Graph, anchor_only: bool, lora_freeu: bool = False) -> None:
@@ -170,7 +233,9 @@ def diffusion(g: Graph, anchor_only: bool, lora_freeu: bool = False) -> None:
     model = ("checkpoint", 0)
     if lora_freeu:
         g.add(Node("lora", "LoraLoaderModelOnly", 1, {"lora_name": LORA_NAME, "strength_model": 0.8}, {"model": model}))
-        g.add(Node("freeu", "FreeU", 1, {"b1": 1.1, "b2": 1.2, "s1": 1.0, "s2": 0.2}, {"model": ("lora", 0)}))
+        # FreeU_V2 scales the backbone by each sample's mean feature map, as the reference's FreeU does
+        # (the host's FreeU uses a constant scale).
+        g.add(Node("freeu", "FreeU_V2", 1, {"b1": 1.1, "b2": 1.2, "s1": 1.0, "s2": 0.2}, {"model": ("lora", 0)}))
         model = ("freeu", 0)
     g.add(Node("positive", "CLIPTextEncode", 1, {"text": POSITIVE}, {"clip": ("checkpoint", 1)}, title="Prompt", rows=2))
     g.add(Node("negative", "CLIPTextEncode", 1, {"text": NEGATIVE}, {"clip": ("checkpoint", 1)},
@@ -196,24 +261,40 @@ def diffusion(g: Graph, anchor_only: bool, lora_freeu: bool = False) -> None:
                 "key_frames": ("keys", 0)}))
 
 
-def propagate_and_save(g: Graph, key_frames: tuple[str, int], column: int) -> None:
-    g.add(Node("flow", "RerenderOpticalFlow", column, {}, {"frames": ("video", 0)}))
+def save_with_pack(g: Graph, clip: Clip, frames: tuple[str, int], column: int) -> None:
+    g.add(Node("save", "RerenderSaveVideo", column, {"filename_prefix": f"rerender/{g.name}"},
+               {"images": frames, "fps": clip.fps, "audio": clip.audio}, rows=8))
+
+
+def save_with_host_nodes(g: Graph, clip: Clip, frames: tuple[str, int], column: int) -> None:
+    g.add(Node("create", "CreateVideo", column, {}, {"images": frames, "fps": clip.fps, "audio": clip.audio}))
+    g.add(Node("save", "SaveVideo", column, {"filename_prefix": f"rerender/{g.name}"}, {"video": ("create", 0)},
+               rows=8))
+
+
+def propagate_and_save(g: Graph, clip: Clip, key_frames: tuple[str, int], column: int, save=save_with_pack) -> None:
+    g.add(Node("flow", "RerenderOpticalFlow", column, {}, {"frames": clip.frames}))
     g.add(Node("propagate", "RerenderPropagate", column,
-               {}, {"frames": ("video", 0), "key_frames": key_frames, "key_indices": ("keys", 1), "flow": ("flow", 0)}))
-    g.add(Node("save", "RerenderSaveVideo", column + 1, {"filename_prefix": f"rerender/{g.name}"},
-               {"images": ("propagate", 0), "fps": ("video", 2)}, rows=8))
+               {}, {"frames": clip.frames, "key_frames": key_frames, "key_indices": ("keys", 1), "flow": ("flow", 0)}))
+    save(g, clip, ("propagate", 0), column + 1)
 
 
 START = ("Upload your clip in Rerender: Load Video (or give its full path). Steady motion works best; "
          "Select Key Frames picks every 10th frame (5-20 suits most clips).")
 MODELS = ("Models: {models}. Download hints are attached to the loader nodes; put the files into "
           "ComfyUI/models/<folder> and press R to refresh.")
+HOST_NODES_START = (
+    "Needs current ComfyUI (built on v{version}): it uses the core video nodes Load Video, Get Video Components, "
+    "Create Video and Save Video, which older versions lack; there, rerender_full_video does the same with "
+    "Rerender's own Load and Save Video. Upload your clip in Load Video. Get Video Components gives its frames at "
+    "their own size, its sound and its frame rate; Rerender: Resize Frames brings the frames to Rerender's size "
+    "(short side 512, sides multiples of 64). Select Key Frames picks every 10th frame (5-20 suits most clips).")
 LOOK = ("Edit the prompt, then tune the look on the first key frame (the anchor) with anchor_only on: it is exactly "
         "frame 0 of the full run. Switch Colour AdaIN off (bypass it) if colours jitter.")
 
 
-def first_keyframe(info: dict) -> Graph:
-    g = Graph("rerender_first_keyframe", info)
+def first_keyframe(host: HostFacts) -> Graph:
+    g = Graph("rerender_first_keyframe", host)
     load_and_select(g, START)
     diffusion(g, anchor_only=True)
     g.add(Node("preview", "PreviewImage", 4, {}, {"images": ("render", 0)}, rows=8))
@@ -222,8 +303,8 @@ def first_keyframe(info: dict) -> Graph:
     return g
 
 
-def keyframes(info: dict) -> Graph:
-    g = Graph("rerender_keyframes", info)
+def keyframes(host: HostFacts) -> Graph:
+    g = Graph("rerender_keyframes", host)
     load_and_select(g, START)
     diffusion(g, anchor_only=False)
     g.add(Node("save", "SaveImage", 4, {"filename_prefix": "rerender/keyframe"}, {"images": ("render", 0)}, rows=8))
@@ -234,54 +315,96 @@ def keyframes(info: dict) -> Graph:
     return g
 
 
-def full_video(info: dict, lora_freeu: bool = False) -> Graph:
-    g = Graph("rerender_lora_freeu" if lora_freeu else "rerender_full_video", info)
-    load_and_select(g, START)
+def full_video(host: HostFacts, lora_freeu: bool = False) -> Graph:
+    g = Graph("rerender_lora_freeu" if lora_freeu else "rerender_full_video", host)
+    clip = load_and_select(g, START)
     diffusion(g, anchor_only=False, lora_freeu=lora_freeu)
-    propagate_and_save(g, ("render", 0), column=5)
+    propagate_and_save(g, clip, ("render", 0), column=5)
     g.add(note("note_propagate", 5, "Every other frame is propagated from its two neighbouring key frames on the GPU "
                                     "(CPU when there is none). histogram+poisson blending keeps edges crisper."))
+    if not lora_freeu:
+        measure_consistency(g, clip, column=6)
     models = f"{SD15['name']} (checkpoints), {CANNY['name']} (controlnet)"
     if lora_freeu:
         models += f", {TILE['name']} (controlnet), your SD1.5 LoRA as {LORA_NAME} (loras) or pick yours"
-        g.add(note("note_lora", 1, "LoRA and FreeU go in front of the Rerender constraint nodes; FreeU uses the "
+        g.add(note("note_lora", 1, "LoRA and FreeU go in front of the Rerender constraint nodes; FreeU_V2 (which, like "
+                                   "the reference's FreeU, scales by the mean feature map) uses the "
                                    "reference's example factors (1.1, 1.2, 1.0, 0.2). The second ControlNet (tile) "
                                    "uses the key frames themselves as control images."))
     g.add(note("note_models", 1, MODELS.format(models=models)))
     return g
 
 
-def propagate_only(info: dict) -> Graph:
-    g = Graph("propagate_keyframes", info)
-    load_and_select(g, "Propagate key frames you stylised elsewhere (painted, another model, a filter): no diffusion "
+def measure_consistency(g: Graph, clip: Clip, column: int) -> None:
+    """Warp error and flicker of the propagated video along the source's flow, with a plot to preview."""
+    g.add(Node("consistency", "RerenderConsistency", column, {},
+               {"frames": ("propagate", 0), "source_frames": clip.frames, "flow": ("flow", 0)}))
+    g.add(Node("consistency_plot", "PreviewImage", column, {}, {"images": ("consistency", 3)}, rows=6,
+               title="Consistency (lower is steadier)"))
+    g.add(note("note_consistency", column, "Consistency measures the result along the source's motion: warp error "
+                                           "(the paper's Pixel-MSE) and flicker per frame pair. Change a setting, "
+                                           "run again and compare the numbers on your own clip."))
+
+
+def propagate_only(host: HostFacts) -> Graph:
+    g = Graph("propagate_keyframes", host)
+    clip = load_and_select(g, "Propagate key frames you stylised elsewhere (painted, another model, a filter): no diffusion "
                        "model needed. " + START)
     g.add(Node("stylise", "ImageQuantize", 1, {"colors": 8, "dither": "none"}, {"image": ("keys", 0)},
                title="Stand-in stylisation (replace with your key frames)"))
     g.add(note("note_keys", 1, "Replace 'Stand-in stylisation' with your own stylised key frames: one Load Image per "
                                "key frame, joined by Batch Images in the order of key_indices_text (shown by Select "
                                "Key Frames), same size as the video frames."))
-    propagate_and_save(g, ("stylise", 0), column=2)
+    propagate_and_save(g, clip, ("stylise", 0), column=2)
     return g
 
 
-def load_object_info() -> dict:
-    server = HEADLESS.ComfyServer(_script("bootstrap_env").DEFAULT_HOST, Path(tempfile.mkdtemp(prefix="rerender-workflows-")), {})
+def host_video_nodes(host: HostFacts) -> Graph:
+    g = Graph("rerender_host_video_nodes", host)
+    clip = load_and_select(g, HOST_NODES_START.format(version=host.comfyui_version), load=load_with_host_nodes)
+    diffusion(g, anchor_only=False)
+    propagate_and_save(g, clip, ("render", 0), column=5, save=save_with_host_nodes)
+    g.add(note("note_propagate", 5, "Every other frame is propagated from its two neighbouring key frames on the GPU "
+                                    "(CPU when there is none). histogram+poisson blending keeps edges crisper."))
+    g.add(note("note_sound", 6, "Create Video joins the propagated frames with the clip's sound at the clip's frame "
+                                "rate (both from Get Video Components); Save Video writes an H.264 mp4 with AAC sound."))
+    g.add(note("note_memory", 0, "Core Load Video decodes every frame at the clip's full size before Resize Frames "
+                                 "shrinks them: for long or high-resolution clips, rerender_full_video (its Load "
+                                 "Video resizes while decoding and can cap the frame count) needs far less memory."))
+    g.add(note("note_models", 1, MODELS.format(models=f"{SD15['name']} (checkpoints), {CANNY['name']} (controlnet)")))
+    return g
+
+
+def host_facts(root: Path) -> HostFacts:
+    """Start the host headless and read its /object_info and the ComfyUI version it reports.
+
+    The version is /system_stats' ``comfyui_version`` (from the host's comfyui_version.py), which is
+    also what the frontend records for core nodes. Hosts from before ComfyUI numbered its releases
+    report none (the 2024 test host is a March-2024 commit): their core nodes get the oldest ComfyUI
+    the pack supports (pyproject's requires-comfyui), a release that has every one of those nodes.
+    """
+    server = HEADLESS.ComfyServer(root, Path(tempfile.mkdtemp(prefix="rerender-workflows-")), {})
     try:
         server.start()
-        return server.object_info()
+        version = server.get("/system_stats")["system"].get("comfyui_version")
+        return HostFacts(server.object_info(), version or oldest_supported_comfyui())
     finally:
         server.stop()
 
 
-def build(object_info: dict) -> dict[str, dict]:
-    graphs = [first_keyframe(object_info), keyframes(object_info), full_video(object_info), propagate_only(object_info),
-              full_video(object_info, lora_freeu=True)]
+def build(host_2024: HostFacts, current_host: HostFacts) -> dict[str, dict]:
+    """Every shipped workflow by name: five from the 2024 host (they load everywhere), one from the current host."""
+    graphs = [first_keyframe(host_2024), keyframes(host_2024), full_video(host_2024), propagate_only(host_2024),
+              full_video(host_2024, lora_freeu=True), host_video_nodes(current_host)]
+    assert [g.name for g in graphs if g.info is current_host.object_info] == list(CURRENT_HOST_ONLY)
     return {g.name: g.to_json() for g in graphs}
 
 
 def main() -> None:
+    host_2024 = host_facts(BOOTSTRAP.ensure_default_host())
+    current_host = host_facts(BOOTSTRAP.ensure_current_host())
     OUT.mkdir(exist_ok=True)
-    for name, workflow in build(load_object_info()).items():
+    for name, workflow in build(host_2024, current_host).items():
         (OUT / f"{name}.json").write_text(json.dumps(workflow, indent=1) + "\n")
         print(OUT / f"{name}.json")
 

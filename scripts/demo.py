@@ -1,36 +1,34 @@
-#!/usr/bin/env python3
 """The README's demo: run a shipped workflow headless on the real ComfyUI server.
 
-Without model files it runs workflows/propagate_keyframes.json (key frames stylised by a
+Without model files it runs example_workflows/propagate_keyframes.json (key frames stylised by a
 stand-in filter, propagated to every frame) on a short clip it generates, or on --video. With
---checkpoint and --controlnet (real SD1.5 files) it runs workflows/rerender_full_video.json on
-the video instead. Prints the path of the mp4 it wrote.
+--checkpoint and --controlnet (real SD1.5 files) it runs example_workflows/rerender_full_video.json
+on the video instead. Prints the path of the mp4 it wrote.
 
     make demo
     make demo DEMO_ARGS="--video my_clip.mp4"
     make demo DEMO_ARGS="--video my_clip.mp4 --checkpoint v1-5-pruned-emaonly.safetensors --controlnet control_v11p_sd15_canny.pth"
+
+scripts/make_thumbnails.py reuses make_clip and run_shipped_workflow.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"rerender_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+WORKFLOWS = ROOT / "example_workflows"
+HEADLESS, BOOTSTRAP = load_script("comfy_headless"), load_script("bootstrap_env")
 
 
 def make_clip(path: Path, frames: int = 48, size: int = 256, fps: float = 20.0) -> Path:
@@ -48,6 +46,68 @@ def make_clip(path: Path, frames: int = 48, size: int = 256, fps: float = 20.0) 
     return path
 
 
+@dataclass
+class DemoRun:
+    video: Path                  # the mp4 Save Video wrote
+    key_indices: list[int]       # the key frames Select Key Frames picked
+    outputs: dict                # the UI outputs per node id, as the server's history reports them
+    output_dir: Path             # where the saved files' subfolders are
+
+    def saved_files(self, node_id: str) -> list[Path]:
+        """The files a saving node (Save Image, Save Video) wrote."""
+        return [self.output_dir / f["subfolder"] / f["filename"] for f in self.outputs[node_id]["images"]]
+
+
+def demo_prompt(workflow: dict, object_info: dict, video: Path, short_side: int, frame_cap: int, name: str,
+                checkpoint: Path | None = None, controlnet: Path | None = None) -> dict:
+    """The shipped workflow as an API prompt that reads ``video`` and writes under rerender-demo/."""
+    prompt = HEADLESS.workflow_to_prompt(workflow, object_info)
+    for node in prompt.values():
+        inputs = node["inputs"]
+        if node["class_type"] == "RerenderLoadVideo":
+            inputs.update(path=str(video), short_side=short_side, frame_load_cap=frame_cap)
+        elif node["class_type"] == "RerenderSaveVideo":
+            inputs["filename_prefix"] = f"rerender-demo/{name}"
+        elif node["class_type"] == "CheckpointLoaderSimple" and checkpoint is not None:
+            inputs["ckpt_name"] = checkpoint.name
+        elif node["class_type"] == "ControlNetLoader" and controlnet is not None:
+            inputs["control_net_name"] = controlnet.name
+    return prompt
+
+
+def run_shipped_workflow(name: str, video: Path, short_side: int, output: Path, frame_cap: int = 0,
+                         checkpoint: Path | None = None, controlnet: Path | None = None,
+                         host: Path | None = None, extend: Callable[[dict], None] | None = None) -> DemoRun:
+    """Start ComfyUI headless (``COMFYUI_PATH``, else the 2024 test host), run
+    example_workflows/<name>.json on ``video`` and stop the server again.
+
+    ``extend`` may add nodes to the API prompt before it is queued (e.g. a Save Image of a
+    node's output). Raises HEADLESS.PromptFailed when the host rejects the prompt or a node fails.
+    """
+    host = host or Path(os.environ.get("COMFYUI_PATH") or BOOTSTRAP.DEFAULT_HOST)
+    folders = {}
+    if checkpoint is not None:
+        folders = {"checkpoints": checkpoint.resolve().parent, "controlnet": controlnet.resolve().parent}
+    server = HEADLESS.ComfyServer(host, Path(tempfile.mkdtemp(prefix="rerender-demo-")), folders,
+                                  output_dir=output.resolve())
+    print(f"[demo] starting ComfyUI from {host} (log: {server.log_path})", flush=True)
+    try:
+        server.start()
+        workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
+        prompt = demo_prompt(workflow, server.object_info(), video, short_side, frame_cap, name, checkpoint, controlnet)
+        if extend is not None:
+            extend(prompt)
+        print(f"[demo] running example_workflows/{name}.json on {video}", flush=True)
+        outputs = server.run(prompt, timeout=24 * 3600, workflow=workflow)
+    finally:
+        server.stop()
+    by_type = {node["class_type"]: node_id for node_id, node in prompt.items()}
+    (indices_text,) = outputs[by_type["RerenderSelectKeyframes"]]["text"]
+    run = DemoRun(Path(), [int(i) for i in indices_text.split(",") if i.strip()], outputs, output.resolve())
+    (run.video,) = run.saved_files(by_type["RerenderSaveVideo"])
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run a shipped Rerender workflow headless and write an mp4.")
     parser.add_argument("--video", type=Path, help="a video to use instead of the generated clip")
@@ -63,41 +123,17 @@ def main() -> None:
         if given is not None and not given.is_file():
             parser.error(f"no file at {given}")
 
-    headless, env = _script("comfy_headless"), _script("bootstrap_env")
-    host = Path(os.environ.get("COMFYUI_PATH") or env.DEFAULT_HOST)
-    workdir = Path(tempfile.mkdtemp(prefix="rerender-demo-"))
-    video, short_side = (args.video.resolve(), args.short_side) if args.video else (make_clip(workdir / "clip.mp4"), 256)
+    if args.video:
+        video, short_side = args.video.resolve(), args.short_side
+    else:
+        video, short_side = make_clip(Path(tempfile.mkdtemp(prefix="rerender-demo-clip-")) / "clip.mp4"), 256
     name = "rerender_full_video" if args.checkpoint else "propagate_keyframes"
-    folders = {}
-    if args.checkpoint:
-        folders = {"checkpoints": args.checkpoint.resolve().parent, "controlnet": args.controlnet.resolve().parent}
-    server = headless.ComfyServer(host, workdir, folders, output_dir=args.output.resolve())
-    print(f"[demo] starting ComfyUI from {host} (log: {server.log_path})", flush=True)
     try:
-        server.start()
-        workflow = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
-        prompt = headless.workflow_to_prompt(workflow, server.object_info())
-        for node in prompt.values():
-            inputs = node["inputs"]
-            if node["class_type"] == "RerenderLoadVideo":
-                inputs.update(path=str(video), short_side=short_side, frame_load_cap=args.frames)
-            elif node["class_type"] == "RerenderSaveVideo":
-                inputs["filename_prefix"] = f"rerender-demo/{name}"
-            elif node["class_type"] == "CheckpointLoaderSimple":
-                inputs["ckpt_name"] = args.checkpoint.name
-            elif node["class_type"] == "ControlNetLoader":
-                inputs["control_net_name"] = args.controlnet.name
-        print(f"[demo] running workflows/{name}.json on {video}", flush=True)
-        outputs = server.run(prompt, timeout=24 * 3600, workflow=workflow)
-    except headless.PromptFailed as failure:
+        run = run_shipped_workflow(name, video, short_side, args.output, args.frames, args.checkpoint, args.controlnet)
+    except HEADLESS.PromptFailed as failure:
         sys.exit(f"[demo] the workflow failed: {failure}")
-    finally:
-        server.stop()
-    save = next(i for i, node in prompt.items() if node["class_type"] == "RerenderSaveVideo")
-    (saved,) = outputs[save]["images"]
-    path = args.output.resolve() / saved["subfolder"] / saved["filename"]
-    print(f"[demo] wrote {path}")
-    print(path)
+    print(f"[demo] wrote {run.video}")
+    print(run.video)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,12 @@ def server(host, model_cache, raft_weights, tmp_path_factory):
         yield comfy
     finally:
         comfy.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(server):
+    """Headless Chromium with the server's web UI loaded (one for the whole session; tests replace the graph)."""
+    from harness.browser import open_web_ui
+
+    with open_web_ui(server) as driver:
+        yield driver

@@ -7,7 +7,7 @@ module by themselves.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import importlib
 import inspect
 import os
 import sys
@@ -15,15 +15,10 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "scripts") not in sys.path:
+    sys.path.append(str(REPO / "scripts"))
 
-
-def load_script(name: str):
-    """Import one of the repository's ``scripts/<name>.py`` helpers."""
-    spec = importlib.util.spec_from_file_location(f"rerender_script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from script_loader import load_script  # noqa: E402  (scripts/ is not a package)
 
 BOOTSTRAP = load_script("bootstrap_env")
 HEADLESS = load_script("comfy_headless")
@@ -113,7 +108,7 @@ class InProcessHost:
         root = Path(self.pack.__file__).parent
         for init in sorted(root.glob("*/__init__.py")):
             package = init.parent.name
-            if package in ("tests", "scripts", "bench", "docs", "workflows"):
+            if package in ("tests", "scripts", "bench", "docs", "example_workflows"):
                 continue
             for module in sorted(init.parent.glob("*.py")):
                 name = package if module.stem == "__init__" else f"{package}.{module.stem}"
