@@ -13,6 +13,7 @@ import pytest
 
 from harness.host import is_current_host
 from harness.media import write_clip_with_tone
+from harness.video_nodes import load_and_save_prompt
 
 FRAMES, FPS, SIZE = 12, 20.0, 64
 
@@ -79,14 +80,7 @@ def _write_clip(server) -> str:
 
 
 def _run_and_find_output(server, clip: str) -> dict:
-    prompt = {"1": {"class_type": "RerenderLoadVideo",
-                    "inputs": {"video": "", "path": clip, "frame_load_cap": 0, "skip_first_frames": 0,
-                               "select_every_nth": 1, "short_side": 0, "crop_left": 0, "crop_right": 0,
-                               "crop_top": 0, "crop_bottom": 0}},
-              "2": {"class_type": "RerenderSaveVideo",
-                    "inputs": {"images": ["1", 0], "fps": ["1", 2], "audio": ["1", 3],
-                               "filename_prefix": "browser/served"}}}
-    (saved,) = server.run(prompt, timeout=300)["2"]["images"]
+    (saved,) = server.run(load_and_save_prompt(clip, "browser/served"), timeout=300)["2"]["images"]
     return saved
 
 

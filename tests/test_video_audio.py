@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from harness.media import stream_facts, tone_amplitude, write_clip_with_tone
-from harness.rendering import node_defaults
-from harness.video_backends import force_backend
+from harness.video_nodes import force_backend, load_and_save_prompt, load_video, save_video, saved_path
 
 FPS, FRAMES = 20.0, 24
 ONE_FRAME = 1 / FPS
@@ -31,17 +30,11 @@ def silent_clip(tmp_path_factory):
 
 
 def load(host, clip, **inputs):
-    values = dict(node_defaults(host, "RerenderLoadVideo"), video="", path=str(clip), short_side=0)
-    return host.call("RerenderLoadVideo", **dict(values, **inputs))
+    """Load Video of ``clip`` at its own size (``inputs`` override)."""
+    return load_video(host, **dict({"path": str(clip), "short_side": 0}, **inputs))
 
 
-def save(host, images, **inputs):
-    return host.nodes.NODE_CLASS_MAPPINGS["RerenderSaveVideo"]().save(images, **inputs)
-
-
-def saved_path(host, result) -> str:
-    (entry,) = result["ui"]["images"]
-    return os.path.join(host.folder_paths().get_output_directory(), entry["subfolder"], entry["filename"])
+save = save_video
 
 
 def duration(sound: dict) -> float:
@@ -115,15 +108,6 @@ def test_crf_sets_the_quality(host, pack, monkeypatch):
         save(host, smooth, fps=10.0, filename_prefix="tests/crf", crf=60)
 
 
-def _load_and_save_prompt(clip) -> dict:
-    return {"1": {"class_type": "RerenderLoadVideo",
-                  "inputs": {"video": "", "path": str(clip), "frame_load_cap": 6, "skip_first_frames": 0,
-                             "select_every_nth": 1, "short_side": 0, "crop_left": 0, "crop_right": 0, "crop_top": 0,
-                             "crop_bottom": 0}},
-            "7": {"class_type": "RerenderSaveVideo",
-                  "inputs": {"images": ["1", 0], "fps": ["1", 2], "audio": ["1", 3], "filename_prefix": "tests/meta"}}}
-
-
 @pytest.mark.parametrize("backend", SOUND_BACKENDS)
 def test_the_saved_file_holds_the_prompt_and_workflow_unless_disabled(host, pack, monkeypatch, tone_clip, backend):
     import json
@@ -131,18 +115,15 @@ def test_the_saved_file_holds_the_prompt_and_workflow_unless_disabled(host, pack
     from comfy.cli_args import args
 
     force_backend(pack, monkeypatch, backend)
-    prompt = _load_and_save_prompt(tone_clip)
+    prompt = load_and_save_prompt(tone_clip, "tests/meta", frame_load_cap=6, load_id="1", save_id="7")
     workflow = {"nodes": [{"id": 1, "type": "RerenderLoadVideo"}, {"id": 7, "type": "RerenderSaveVideo"}],
                 "links": [], "note": "quotes \" = ; # \\ and\nnewlines survive"}
     outputs = host.execute(prompt, workflow=workflow)
-    (entry,) = outputs["7"]["images"]
-    path = os.path.join(host.folder_paths().get_output_directory(), entry["subfolder"], entry["filename"])
-    tags = stream_facts(path)["tags"]
+    tags = stream_facts(saved_path(host, outputs["7"]))["tags"]
     assert sorted(json.loads(tags["prompt"])) == ["1", "7"]
     assert json.loads(tags["workflow"]) == workflow
     monkeypatch.setattr(args, "disable_metadata", True)
-    (entry,) = host.execute(prompt, workflow=workflow)["7"]["images"]
-    tags = stream_facts(os.path.join(host.folder_paths().get_output_directory(), entry["subfolder"], entry["filename"]))["tags"]
+    tags = stream_facts(saved_path(host, host.execute(prompt, workflow=workflow)["7"]))["tags"]
     assert "prompt" not in tags and "workflow" not in tags
 
 

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from harness.media import video_facts
-from harness.rendering import node_defaults
-from harness.video_backends import force_backend
+from harness.video_nodes import force_backend, load_video, save_video, saved_path
 
 
 def write_clip(path, frames=12, width=160, height=120, fps=20.0):
@@ -24,8 +23,7 @@ def write_clip(path, frames=12, width=160, height=120, fps=20.0):
     return path
 
 
-def load(host, **inputs):
-    return host.call("RerenderLoadVideo", **dict(node_defaults(host, "RerenderLoadVideo"), **dict({"video": ""}, **inputs)))
+load, save = load_video, save_video
 
 
 @pytest.mark.parametrize("size, short_side, expected", [
@@ -74,13 +72,8 @@ def test_bad_videos_are_explained(host, tmp_path):
         load(host, path=str(write_clip(tmp_path / "c.mp4", frames=2)), crop_left=100, crop_right=100)
 
 
-def save(host, images, **inputs):
-    return host.nodes.NODE_CLASS_MAPPINGS["RerenderSaveVideo"]().save(images, **inputs)
-
-
 def saved_video(host, result):
-    (entry,) = result["ui"]["images"]
-    path = os.path.join(host.folder_paths().get_output_directory(), entry["subfolder"], entry["filename"])
+    path = saved_path(host, result)
     return (path, *video_facts(path))
 
 

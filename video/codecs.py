@@ -128,9 +128,8 @@ def _read_audio_pyav(path, start_s: float, duration_s: float):
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         chunks, position = [], None
         for frame in container.decode(stream):
-            if frame.time is not None and position is None:
-                position = round((frame.time - origin) * rate)
-            position = position or 0
+            if position is None:   # later frames follow on sample by sample
+                position = round((frame.time - origin) * rate) if frame.time is not None else 0
             for planar in resampler.resample(frame):
                 samples = planar.to_ndarray().astype(np.float32, copy=False)
                 if position + samples.shape[1] > first:

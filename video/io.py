@@ -41,6 +41,15 @@ def fit_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(64, round(width * scale / 64) * 64), max(64, round(height * scale / 64) * 64)
 
 
+def loaded_size(width: int, height: int, short_side: int, crop: tuple[int, int, int, int]) -> tuple[int, int]:
+    """(width, height) of a ``width`` x ``height`` frame after ``crop`` (left, right, top, bottom) and the
+    short-side resize (``fit_size``). Raises ``ValueError`` when the crop removes the whole frame."""
+    left, right, top, bottom = crop
+    if left + right >= width or top + bottom >= height:
+        raise ValueError(f"crop removes the whole {width}x{height} frame: lower crop_left/right/top/bottom.")
+    return fit_size(width - left - right, height - top - bottom, short_side)
+
+
 def read_video(path: str | os.PathLike, frame_load_cap: int = 0, skip_first_frames: int = 0,
                select_every_nth: int = 1, short_side: int = 512, crop: tuple[int, int, int, int] = (0, 0, 0, 0),
                name: str = "video", on_frame: Callable[[int], None] | None = None) -> LoadedVideo:
@@ -77,10 +86,8 @@ def read_video(path: str | os.PathLike, frame_load_cap: int = 0, skip_first_fram
             if index < skip_first_frames or (index - skip_first_frames) % select_every_nth:
                 continue
             height, width = frame.shape[:2]
-            if left + right >= width or top + bottom >= height:
-                raise ValueError(f"crop removes the whole {width}x{height} frame: lower crop_left/right/top/bottom.")
+            size = loaded_size(width, height, short_side, crop)
             frame = frame[top:height - bottom, left:width - right]
-            size = fit_size(frame.shape[1], frame.shape[0], short_side)
             if size != (frame.shape[1], frame.shape[0]):
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
@@ -106,8 +113,7 @@ def planned_load(path: str | os.PathLike, frame_load_cap: int = 0, skip_first_fr
     facts = probe_video(path)
     if facts is None or facts.frame_count <= 0 or facts.width <= 0 or facts.height <= 0:
         return None
-    left, right, top, bottom = crop
-    width, height = fit_size(max(1, facts.width - left - right), max(1, facts.height - top - bottom), short_side)
+    width, height = loaded_size(facts.width, facts.height, short_side, crop)
     count = loaded_frame_count(facts.frame_count, frame_load_cap, skip_first_frames, select_every_nth)
     return LoadEstimate(count, width, height)
 
@@ -137,9 +143,6 @@ class _Frames:
 
     def __init__(self, images: torch.Tensor):
         self.images = images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
 
     def __iter__(self):
         for image in self.images:
