@@ -28,11 +28,13 @@ def render(pack, model, vae, frames, steps=6, cfg=3.0, denoise=0.75, seed=3, anc
            positive=None, negative=None, **options):
     """Render key frames [N, 3, H, W] with the renderer as the node does (inference mode).
 
+    ``flow``: a DIS preset name, or any flow estimator.
     Returns (images [N, 3, H, W], latents, renderer).
     """
     keyframes = pack.keyframes.renderer
+    estimator = pack.flow.dis.DisFlow(flow) if isinstance(flow, str) else flow
     renderer = keyframes.KeyframeRenderer(model, vae, positive or tiny_conditioning(1), negative or tiny_conditioning(2),
-                                          pack.flow.dis.DisFlow(flow),
+                                          estimator,
                                           keyframes.SamplingSettings(seed, steps, cfg, "ddim_uniform", denoise), **options)
     with torch.inference_mode():
         images, latents = renderer.render(frames, anchor_only)
