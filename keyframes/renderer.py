@@ -287,11 +287,15 @@ class KeyframeRenderer:
                     direct = vae_decode(pixel_fusion.vae.value, latent)
                     if k == 0:
                         anchor = previous = identity_reference(direct)
+                        # The later key frames are fused against the anchor's plain render, as in the
+                        # reference, not against its fused output: that would put two fused passes
+                        # between them and the plain render, and one between it and the anchor.
+                        anchor_image = vae_decode(self.vae, latent)
                     pixel = self._pixel_target(direct, previous, anchor)
                     latent = self._sample(FramePass(self, update, anchor_reference=anchor, pixel=pixel),
                                           latent_image, noise, k, frames.shape[0], pass_index=1)
                 image = vae_decode(self.vae, latent)
-                if k == 0:
+                if anchor_image is None:
                     anchor_image = image
                 previous_image = image
                 images.append(image)

@@ -82,6 +82,20 @@ def all_constraints(host, model, vae):
     return constrain(host, model, vae, *CONSTRAINT_NODES)
 
 
+def test_pixel_fusion_fuses_every_key_frame_against_the_anchors_plain_render(host, pack, model, vae, clip):
+    # A still clip: every key frame is the anchor's frame, so each key frame's fused pass meets the same
+    # target as the anchor's own (its plain render) and gives the same output. Fusing them against the
+    # anchor's fused output instead put two fused passes between them and the plain render, and the
+    # sweep (bench/keyframes_consistency.py) showed the anchor then stood apart from every later key frame.
+    still = clip[:1].expand(3, -1, -1, -1).contiguous()
+    no_motion = lambda source, target: torch.zeros(source.shape[0], 2, *source.shape[-2:])  # noqa: E731
+    fusing = constrain(host, model, vae, "RerenderPixelFusion")
+    images, _, _ = render(pack, fusing, vae, still, flow=no_motion)
+    plain, _, _ = render(pack, model, vae, still[:1])
+    assert (images[1:] - images[:1]).abs().max() < 1e-5
+    assert (images[0] - plain[0]).abs().max() > 1e-3, "the fused pass did not change the anchor"
+
+
 def test_rendering_is_deterministic_and_anchor_only_previews_frame_zero(host, pack, model, vae, clip):
     constrained = all_constraints(host, model, vae)
     first, first_latents, _ = render(pack, constrained, vae, clip)
