@@ -10,7 +10,7 @@ Prints the ratio per case and configuration, then the median and the worst per c
 Markdown table. Below 1 is better than no constraint.
 
 The model is the tiny SD1.5-shaped texture denoiser and the motion-keeping VAE the tests use
-(trained once, cached in .cache/test-models); 20 DDIM steps, cfg 3, denoise 0.75.
+(trained once, cached where the tests keep it, .cache/test-models/v<N>); 20 DDIM steps, cfg 3, denoise 0.75.
 
 Run: .venv/bin/python bench/keyframes_consistency.py [--cases 0,3,7] [--configs none,pixel]
      [--flow medium|known] [--denoise 0.75] [--steps 20]
@@ -28,7 +28,7 @@ import _pack
 from harness.consistency_sweep import CASES, CONFIGS, KnownFlow, case_clip, render_errors
 from harness.denoiser import trained_tiny_sd15
 from harness.host import BOOTSTRAP, InProcessHost, host_root
-from harness.models import smoothing_vae
+from harness.models import ModelCache, smoothing_vae
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
 
     host = InProcessHost(host_root(), Path(tempfile.mkdtemp(prefix="rerender-bench-"))).start()
     logging.getLogger().setLevel(logging.WARNING)   # the host's per-sample model-loading lines
-    model, vae = trained_tiny_sd15(BOOTSTRAP.CACHE / "test-models"), smoothing_vae()
+    model, vae = trained_tiny_sd15(ModelCache(BOOTSTRAP.CACHE / "test-models").root), smoothing_vae()
     print(f"flow {args.flow}, {args.steps} steps, denoise {args.denoise}; ratio = flow-warped MSE with the "
           "configuration / with no constraint")
     ratios: dict[str, list[float]] = {name: [] for name in configs if name != "none"}
