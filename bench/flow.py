@@ -31,10 +31,10 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 
 from _pack import SHARED_DATA, plain, script
 from harness.media import read_video
+from harness.synthetic import sample_at
 
 KEY_GAPS = (5, 10, 20)
 CLIP_FRAMES = 25
@@ -96,16 +96,6 @@ def curved_path(frames: int, speed_phase: float, heading: float, turn: float) ->
     return torch.cat((torch.zeros(1, 2, dtype=torch.float64), steps.cumsum(0)))
 
 
-def sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Bicubic samples of ``image`` [1, C, h, w] at pixel coordinates x, y [H, W] (float64).
-
-    Not ``flow.warp.warp``: that reads an image at its own size (bilinear or nearest), while the
-    frames are windows of a larger photo."""
-    _, _, height, width = image.shape
-    grid = torch.stack((x * 2 / (width - 1) - 1, y * 2 / (height - 1) - 1), dim=-1).float()[None]
-    return F.grid_sample(image, grid, mode="bicubic", padding_mode="border", align_corners=True).clamp(0, 1)
-
-
 def moving_photo_clip(size: int):
     """The key-to-key clip: a photograph moving along a curved path, a textured disc on top.
 
@@ -133,9 +123,9 @@ def moving_photo_clip(size: int):
     texture_anchor = torch.tensor([400.0, 300.0], dtype=torch.float64)   # the grass and the path beside it
     frames = []
     for t in range(CLIP_FRAMES):
-        background = sample(photo, xs + camera[t, 0], ys + camera[t, 1])
+        background = sample_at(photo, xs + camera[t, 0], ys + camera[t, 1])
         dx, dy = xs - disc[t, 0], ys - disc[t, 1]
-        foreground = sample(texture, texture_anchor[0] + dx, texture_anchor[1] + dy)
+        foreground = sample_at(texture, texture_anchor[0] + dx, texture_anchor[1] + dy)
         coverage = (radius + 0.5 - torch.hypot(dx, dy)).clamp(0, 1).float()[None, None]
         frames.append(coverage * foreground + (1 - coverage) * background)
     return torch.cat(frames), camera, disc, radius

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .rendering import CONSTRAINT_NODES, constrain, render, warped_mse
-from .synthetic import constant_flow, textured
+from .synthetic import constant_flow, sample_at, textured
 
 FRAMES, SIZE = 4, 64
 # The renderer settings every case is rendered with: the reference's 20 steps at its default denoise.
@@ -120,17 +119,10 @@ def case_clip(case: SweepCase, data: Path, frames: int = FRAMES) -> tuple[torch.
     """
     margin = 4 + int(max(abs(case.dx), abs(case.dy)) * frames + 1)
     source = _source_image(case, data, margin)
-    side = source.shape[-1]
     # Frame i shows the source at (x + margin − i·dx, y + margin − i·dy): content moves by (dx, dy).
     ys, xs = torch.meshgrid(torch.arange(SIZE, dtype=torch.float32), torch.arange(SIZE, dtype=torch.float32),
                             indexing="ij")
-    grids = []
-    for i in range(frames):
-        x = xs + margin - i * case.dx
-        y = ys + margin - i * case.dy
-        grids.append(torch.stack((2 * x / (side - 1) - 1, 2 * y / (side - 1) - 1), dim=-1))
-    clip = F.grid_sample(source.expand(frames, -1, -1, -1), torch.stack(grids), mode="bicubic",
-                         padding_mode="border", align_corners=True).clamp(0, 1)
+    clip = torch.cat([sample_at(source, xs + margin - i * case.dx, ys + margin - i * case.dy) for i in range(frames)])
     return clip, constant_flow(case.dx, case.dy, SIZE, SIZE, batch=frames - 1)
 
 
@@ -156,17 +148,15 @@ class KnownFlow:
 
 
 def render_errors(host, pack, model, vae, clip: torch.Tensor, forward: torch.Tensor,
-                  configs: dict[str, tuple[str, ...]] = CONFIGS, flow=None, **overrides) -> dict[str, float]:
+                  configs: dict[str, tuple[str, ...]] = CONFIGS, flow="medium", **overrides) -> dict[str, float]:
     """Flow-warped MSE between consecutive rendered key frames, per configuration.
 
     Args:
         model, vae: the texture denoiser and the motion-keeping VAE.
-        flow: the renderer's flow estimator (default: DIS medium, as the node's default).
+        flow: the renderer's flow: a DIS preset (medium, as the node's default) or any flow estimator.
         overrides: renderer settings replacing ``RENDER_SETTINGS``.
     """
-    settings = dict(RENDER_SETTINGS, **overrides)
-    if flow is not None:
-        settings["flow"] = flow
+    settings = dict(RENDER_SETTINGS, flow=flow, **overrides)
     errors = {}
     for name, nodes in configs.items():
         patched = constrain(host, model, vae, *nodes) if nodes else model

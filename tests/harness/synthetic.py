@@ -12,6 +12,16 @@ def textured(height: int = 48, width: int = 64, seed: int = 0, cell: int = 4) ->
     return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True).clamp(0, 1)
 
 
+def sample_at(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Bicubic samples of ``image`` [1, C, h, w] at pixel coordinates x, y [H, W] → [1, C, H, W] in [0, 1]
+    (border pixels repeat outside). For frames cut from a larger image at sub-pixel offsets, which
+    the pack's ``flow.warp.warp`` (an image read at its own size) does not do."""
+    _, _, height, width = image.shape
+    grid = torch.stack((x * 2 / (width - 1) - 1, y * 2 / (height - 1) - 1), dim=-1).float()[None]
+    return torch.nn.functional.grid_sample(image, grid, mode="bicubic", padding_mode="border",
+                                           align_corners=True).clamp(0, 1)
+
+
 def constant_flow(dx: float, dy: float, height: int = 48, width: int = 64, batch: int = 1) -> torch.Tensor:
     """A flow [batch, 2, H, W] that moves every pixel by (dx, dy)."""
     flow = torch.zeros(batch, 2, height, width)
