@@ -17,14 +17,20 @@ from .models import smoothing_vae, tiny_conditioning, tiny_sd15
 from .synthetic import textured
 
 TRAINING_STEPS = 600
+# Bumped whenever the same steps would train another model (2: the training latents are seeded, so
+# every training gives the same weights and bench and tests see the same model).
+TRAINING_VERSION = 2
 BATCH = 32
 TEXTURES = 256
 
 
-def _training_latents(vae, generator) -> torch.Tensor:
+def _training_latents(vae, generator, seed: int) -> torch.Tensor:
     cells = torch.randint(8, 33, (TEXTURES,), generator=generator)
     images = torch.cat([textured(64, 64, seed=i, cell=int(cell)) for i, cell in enumerate(cells)])
-    with torch.inference_mode():
+    # The host's VAE samples its posterior from the global RNG: seeded here, or every training
+    # would see other latents (and train another model).
+    with torch.random.fork_rng(), torch.inference_mode():
+        torch.manual_seed(seed)
         latents = vae.encode(images.movedim(1, -1))
     return latents.clone()
 
@@ -34,7 +40,7 @@ def train(model, vae, steps: int = TRAINING_STEPS, seed: int = 0) -> None:
     base = model.model
     generator = torch.Generator().manual_seed(seed)
     with torch.inference_mode(False), torch.enable_grad():
-        pool = base.process_latent_in(_training_latents(vae, generator))
+        pool = base.process_latent_in(_training_latents(vae, generator, seed))
         contexts = torch.cat([tiny_conditioning(1)[0][0], tiny_conditioning(2)[0][0]])
         sigmas = base.model_sampling.sigmas
         optimiser = torch.optim.Adam(base.diffusion_model.parameters(), lr=1e-3)
@@ -59,7 +65,7 @@ def trained_tiny_sd15(cache: Path):
     from safetensors.torch import load_file, save_file
 
     model = tiny_sd15(seed=0)
-    path = cache / f"tiny-sd15-texture-denoiser-{TRAINING_STEPS}.safetensors"
+    path = cache / f"tiny-sd15-texture-denoiser-{TRAINING_STEPS}-v{TRAINING_VERSION}.safetensors"
     if path.exists():
         model.model.diffusion_model.load_state_dict(load_file(str(path)))
         return model
