@@ -6,12 +6,14 @@ frame k is then rendered
   * pass 1: cross-frame attention, shape-aware fusion and AdaIN (those attached to the model);
   * with pixel-aware fusion, pass 2: the anchor's and the previous key frame's outputs, warped to
     frame k, are composited over pass 1's render, encoded fidelity-first, and blended into x_t
-    during the pixel-fusion steps; pass 2 is the frame's output.
+    during the pixel-fusion steps; pass 2 is the frame's output. Where neither reference shows
+    the frame, the composite holds pass 1's render and is fused all the same (``fuse_occluded``).
 With pixel-aware fusion the anchor gets its second pass too, against its own first render (the
 reference renders its first output key frame against the anchor; a plain anchor among fused key
 frames would differ from all of them in character). The "previous" attention reference is
 updated by a frame's last pass. All frames share one noise (same seed), the reference's
-fixed-noise prior.
+fixed-noise prior. The flow from key frame k to the anchor and to the previous key frame is
+estimated between them or, given the clip's flow, chained from its consecutive flows.
 
 Each constraint acts at the steps whose diffusion timestep lies in its range, a stretch of the
 reference's full 20-step schedule (settings.StepRange), not a fraction of the steps run here: at
@@ -40,7 +42,7 @@ from .attention import (ATTEND, ATTEND_AND_UPDATE, IN_HOST_RAM, OFF, RECORD_ANCH
 from .conditioning import check_control_images, conditioning_for_frame
 from .constraints import (adain, blend_masks, channel_stats, compensation_mask, composite_references,
                           fidelity_target, pixel_fusion_blend, pixel_fusion_weights, shape_fusion)
-from .references import Reference, build_reference, identity_reference
+from .references import ComposedKeyFlow, DirectKeyFlow, Reference, identity_reference, reference_from_flow
 from .sampler import ddim_sampler_function
 from .settings import Constraints, CrossFrameAttention, constraints_of
 
@@ -128,6 +130,9 @@ class KeyframeRenderer:
         vae: encodes the key frames and decodes the results.
         positive, negative: CONDITIONING; ControlNet control images may hold one image per key frame.
         flow_estimator: flow between key frames (used by shape and pixel fusion).
+        clip_flow: optional: the flow between key frames composed from the consecutive flows of the
+            clip they come from, used instead of ``flow_estimator`` (it follows large motion that a
+            direct estimate between key frames far apart loses).
         report: progress callback ``report(done, total, preview)``; may raise to stop.
         on_step: optional ``on_step(key_index, pass_index, step, x0)`` called with every step's final
             x̂0 (sampler space), for inspection.
@@ -136,12 +141,12 @@ class KeyframeRenderer:
 
     def __init__(self, model, vae, positive, negative, flow_estimator: FlowEstimator,
                  sampling: SamplingSettings, report: Callable | None = None, on_step: Callable | None = None,
-                 feature_dtype: torch.dtype = torch.float16):
+                 feature_dtype: torch.dtype = torch.float16, clip_flow: ComposedKeyFlow | None = None):
         require_sd15(model, NODE)
         if sampling.steps < 2:
             raise ValueError(f"steps is {sampling.steps}: {NODE} needs at least 2 steps (20 is the reference's).")
         self.vae, self.positive, self.negative = vae, positive, negative
-        self.flow_estimator = flow_estimator
+        self.key_flow = clip_flow if clip_flow is not None else DirectKeyFlow(flow_estimator)
         self.sampling = sampling
         self.report = report
         self.on_step = on_step
@@ -174,6 +179,12 @@ class KeyframeRenderer:
                              "resize or crop the frames (multiples of 64 work best).")
         for conditioning, name in ((self.positive, "positive"), (self.negative, "negative")):
             check_control_images(conditioning, name, frames.shape[0], height, width)
+        self.key_flow.check(frames)
+
+    def _reference(self, frames: torch.Tensor, current: int, reference: int, rendered: torch.Tensor) -> Reference:
+        """Key frame ``reference``'s rendered image moved onto key frame ``current``, with its masks."""
+        flow, occluded = self.key_flow(frames, current, reference)
+        return reference_from_flow(flow, occluded, rendered)
 
     # -- where the attention features live ----------------------------------------------------
     def _place_features(self, settings: CrossFrameAttention, frame_count: int, height: int, width: int) -> None:
@@ -227,13 +238,20 @@ class KeyframeRenderer:
         # in device or dtype.
         previous, anchor = previous.to(direct), anchor.to(direct)
         composite = composite_references(direct, previous.warped, previous.blend, anchor.warped, anchor.blend)
-        _, validity = blend_masks(previous.occluded * anchor.occluded)   # occluded in both references
         seed = self.sampling.seed
         encoded = vae_encode(vae, composite, seed)
         re_encoded = vae_encode(vae, vae_decode(vae, encoded), seed).to(encoded)
         compensated = vae_decode(vae, encoded + (encoded - re_encoded))
         no_compensation = compensation_mask(compensated, composite.to(compensated)).to(encoded)
-        validity = validity.to(encoded)
+        if fusion.fuse_occluded:
+            # Where neither reference shows the frame the composite holds the frame's own first render:
+            # fused toward it at the same strength, every pixel of every key frame goes through the same
+            # fusion, as the anchor does against its own render everywhere. Left unfused (the
+            # reference's way) those pixels, and the anchor, stood apart from the rest.
+            validity = torch.ones_like(encoded[:, :1])
+        else:
+            _, validity = blend_masks(previous.occluded * anchor.occluded)   # occluded in both references
+            validity = validity.to(encoded)
         target = fidelity_target(encoded, re_encoded, no_compensation) * validity
         w, r = pixel_fusion_weights(validity, fusion.strength, fusion.detail, fusion.smooth_boundary)
         return PixelTarget(self.model.model.process_latent_in(target), w, r)
@@ -275,10 +293,9 @@ class KeyframeRenderer:
                 else:
                     anchor = previous = None
                     if constraints.shape_fusion is not None or pixel_fusion is not None:
-                        anchor = build_reference(self.flow_estimator, frame, frames[:1], anchor_image)
+                        anchor = self._reference(frames, k, 0, anchor_image)
                     if pixel_fusion is not None:
-                        previous = anchor if k == 1 else build_reference(
-                            self.flow_estimator, frame, frames[k - 1:k], previous_image)
+                        previous = anchor if k == 1 else self._reference(frames, k, k - 1, previous_image)
                     latent = self._sample(FramePass(self, update if pixel_fusion is None else ATTEND,
                                                     anchor_reference=anchor), latent_image, noise, k, frames.shape[0])
                 if pixel_fusion is not None:

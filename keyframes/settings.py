@@ -80,6 +80,9 @@ class PixelFusion:
     strength: float = 0.5
     detail: float = 0.9
     smooth_boundary: bool = True
+    # Fuse the pixels neither reference shows too, toward the frame's own first render (a departure
+    # from the reference, which leaves them unfused; see the README's sweep).
+    fuse_occluded: bool = True
 
 
 @dataclass(frozen=True)

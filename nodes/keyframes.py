@@ -1,14 +1,18 @@
 """Key-frame translation: the four constraint nodes and the key-frame sampler."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from ..host.progress import progress_reporter
 from ..host.sampling import schedulers
 from ..keyframes.renderer import KeyframeRenderer, SamplingSettings
 from ..keyframes.settings import (FEATURE_STORAGE_CHOICES, ColorAdaIN, CrossFrameAttention, PixelFusion, Shared,
                                   ShapeFusion, StepRange, with_constraint)
-from .flow_inputs import flow_estimator, flow_methods
+from ..keyframes.references import ComposedKeyFlow
+from ..video.keyframe_selection import KeyframeIndices
+from .flow_inputs import FLOW_INPUTS, flow_estimator, flow_methods, resolve_flow
 from .images import frames_to_image, image_to_frames
-from .socket_types import CATEGORY
+from .socket_types import CATEGORY, KEYFRAME_INDICES
 
 CONSTRAINTS = f"{CATEGORY}/constraints"
 RANGE_NOTE = ("start and end are positions on the reference's full 20-step schedule, by noise level: 0 is its "
@@ -110,11 +114,20 @@ class RerenderPixelFusion(_ConstraintNode):
                                  "tooltip": "How much of the model's own noise direction is kept inside the "
                                             "fused region (the reference's inner strength): higher keeps more detail."}),
             "smooth_boundary": ("BOOLEAN", {"default": True,
-                                            "tooltip": "Blend linearly at the edges of the fused region to avoid seams."}),
+                                            "tooltip": "Blend linearly at the edges of the fused region to avoid "
+                                                       "seams (matters with fuse_occluded off: on, every pixel is "
+                                                       "fused and the region has no edges)."}),
+        }, "optional": {
+            "fuse_occluded": ("BOOLEAN", {
+                "default": True,
+                "tooltip": "Also fuse the pixels that neither reference shows (new content, the frame's edges), "
+                           "toward this key frame's own first render, as the anchor is fused toward its own "
+                           "render everywhere: every pixel goes through the same fusion, so key frames agree "
+                           "better. Off: the reference's way, those pixels are left unfused."}),
         }}
 
-    def patch(self, model, vae, start, end, strength, detail, smooth_boundary):
-        settings = PixelFusion(StepRange(start, end), Shared(vae), strength, detail, smooth_boundary)
+    def patch(self, model, vae, start, end, strength, detail, smooth_boundary, fuse_occluded=True):
+        settings = PixelFusion(StepRange(start, end), Shared(vae), strength, detail, smooth_boundary, fuse_occluded)
         return (with_constraint(model, settings),)
 
 
@@ -154,7 +167,9 @@ class RerenderKeyframes:
             "key_frames": ("IMAGE", {"tooltip": "The key frames in order; the first is the anchor. Sides must be "
                                                 "divisible by 8."}),
             "flow_method": (flow_methods(), {"default": "dis_medium",
-                                             "tooltip": "Optical flow between key frames for shape and pixel fusion."}),
+                                             "tooltip": "Optical flow between key frames for shape and pixel fusion, "
+                                                        "estimated directly between them. Not used when the clip's "
+                                                        "flow is connected."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff,
                              "tooltip": "The same noise is used for every key frame."}),
             "steps": ("INT", {"default": 20, "min": 2, "max": 200, "tooltip": "DDIM steps actually run per pass."}),
@@ -169,17 +184,50 @@ class RerenderKeyframes:
                                              "about 0.87 (20 steps) the noisy start where shape fusion acts is skipped."}),
             "anchor_only": ("BOOLEAN", {"default": False,
                                         "tooltip": "Render only the anchor, to tune the look before the whole run."}),
+        }, "optional": {
+            "flow": (FLOW_INPUTS["flow"][0], {
+                "tooltip": "The whole clip's flow (Rerender: Optical Flow on the frames the key frames were selected "
+                           "from). With it and key_indices, the flow from each key frame to the anchor and to the "
+                           "previous key frame is chained from the clip's frame-to-frame flows instead of estimated "
+                           "directly between frames far apart: with DIS far more accurate on large motion (RAFT's "
+                           "direct flow can be better still). Replaces flow_method."}),
+            "optical_flow": (FLOW_INPUTS["optical_flow"][0], {
+                "tooltip": "Or: the clip's OPTICAL_FLOW from comfyui_controlnet_aux's Unimatch Optical Flow node "
+                           "(forward direction assumed; the backward one is derived by inversion)."}),
+            "key_indices": (KEYFRAME_INDICES, {
+                "tooltip": "Which clip frames the key frames are (Select Key Frames' key_indices): needed with "
+                           "flow or optical_flow."}),
         }}
 
     def render(self, model, positive, negative, vae, key_frames, flow_method, seed, steps, cfg, scheduler, denoise,
-               anchor_only):
+               anchor_only, flow=None, optical_flow=None, key_indices=None):
         frames = image_to_frames(key_frames, "key_frames")
         sampling = SamplingSettings(seed, steps, cfg, scheduler, denoise)
-        with flow_estimator(flow_method) as estimator:
+        clip_flow = composed_key_flow(flow, optical_flow, key_indices)
+        # With the clip's flow connected no flow is estimated here (and no RAFT loaded for nothing).
+        with flow_estimator(flow_method) if clip_flow is None else nullcontext() as estimator:
             renderer = KeyframeRenderer(model, vae, positive, negative, estimator, sampling,
-                                        report=progress_reporter(steps))
+                                        report=progress_reporter(steps), clip_flow=clip_flow)
             images, latents = renderer.render(frames, anchor_only)
         return frames_to_image(images), {"samples": latents}
+
+
+def composed_key_flow(flow, optical_flow, key_indices) -> ComposedKeyFlow | None:
+    """The key-to-key flow from the clip's flow sockets, or None (flow estimated between key frames)."""
+    if flow is None and optical_flow is None:
+        if key_indices is not None:
+            raise ValueError("key_indices is connected but no flow is: connect the clip's flow (Rerender: Optical "
+                             "Flow on the whole clip) too, or disconnect key_indices.")
+        return None
+    if key_indices is None:
+        raise ValueError("The clip's flow is connected but key_indices is not: connect the key_indices of the "
+                         "Select Key Frames node that gave key_frames, so each key frame's place in the clip is known.")
+    if not isinstance(key_indices, KeyframeIndices):
+        raise ValueError(f"key_indices must be the key_indices output of Rerender: Select Key Frames; got "
+                         f"{type(key_indices).__name__}.")
+    video_flow = resolve_flow(flow, optical_flow)
+    key_indices.check_clip(video_flow.frame_count, "the frames of the flow")
+    return ComposedKeyFlow(video_flow, key_indices.indices)
 
 
 NODE_CLASS_MAPPINGS = {

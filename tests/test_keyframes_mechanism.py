@@ -17,12 +17,11 @@ from harness.denoiser import trained_tiny_sd15
 from harness.models import smoothing_vae
 
 MECHANISM_CASES = CASES[::4]
-# bench/keyframes_consistency.py with two trainings of the denoiser (its training is not bit-reproducible)
-# gave these three cases all-four ratios of 1.29, 0.84, 0.63 and 0.66, 0.88, 0.51; the whole sweep's
-# medians were 0.52 and 0.62. Slow sub-pixel motion (case 0) is where the constraints can still add error,
-# and where trainings differ most; the bars hold for both with room for a third.
-WORST_RATIO = 2.0
-MEDIAN_RATIO = 1.0
+# The bars for the whole sweep (median <= 0.7, no case above 1), held by this subset:
+# bench/keyframes_consistency.py printed all-four ratios 0.39, 0.69, 0.51 for these three cases
+# (sweep median 0.43, worst 0.69; the denoiser's training is seeded, so bench and tests see one model).
+WORST_RATIO = 1.0
+MEDIAN_RATIO = 0.7
 
 
 @pytest.mark.slow

@@ -96,6 +96,27 @@ def test_pixel_fusion_fuses_every_key_frame_against_the_anchors_plain_render(hos
     assert (images[0] - plain[0]).abs().max() > 1e-3, "the fused pass did not change the anchor"
 
 
+def test_pixel_fusion_fuses_occluded_pixels_toward_the_frames_own_render(host, pack, model, vae, clip):
+    # A still clip of two key frames whose flow says the left half of the second lies outside the
+    # anchor: there the composite holds the frame's own first render, the same as the anchor's (same
+    # frame, same noise). fuse_occluded (the default) fuses those pixels toward it, as the anchor is
+    # fused toward its own render, so the second key frame comes out as the anchor; off (the
+    # reference's way) they are left unfused and differ from the anchor there.
+    still = clip[:1].expand(2, -1, -1, -1).contiguous()
+
+    def left_half_leaves(source, target):
+        flow = torch.zeros(source.shape[0], 2, *source.shape[-2:])
+        flow[:, 0, :, :32] = -1000.0
+        return flow
+
+    fused, _, _ = render(pack, constrain(host, model, vae, "RerenderPixelFusion"), vae, still, flow=left_half_leaves)
+    assert (fused[1:] - fused[:1]).abs().max() < 1e-5
+    reference_way = constrain(host, model, vae, "RerenderPixelFusion", fuse_occluded=False)
+    unfused, _, _ = render(pack, reference_way, vae, still, flow=left_half_leaves)
+    assert (unfused[1:, ..., :24] - unfused[:1, ..., :24]).abs().max() > 1e-3
+    assert torch.equal(unfused[0], fused[0]), "the anchor has nothing occluded: the setting cannot change it"
+
+
 def test_rendering_is_deterministic_and_anchor_only_previews_frame_zero(host, pack, model, vae, clip):
     constrained = all_constraints(host, model, vae)
     first, first_latents, _ = render(pack, constrained, vae, clip)
