@@ -13,7 +13,7 @@ The model is the tiny SD1.5-shaped texture denoiser and the motion-keeping VAE t
 (trained once, cached where the tests keep it, .cache/test-models/v<N>); 20 DDIM steps, cfg 3, denoise 0.75.
 
 Run: .venv/bin/python bench/keyframes_consistency.py [--cases 0,3,7] [--configs none,pixel]
-     [--flow medium|known] [--denoise 0.75] [--steps 20]
+     [--flow medium|composed|known] [--denoise 0.75] [--steps 20]
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import _pack
-from harness.consistency_sweep import CASES, CONFIGS, KnownFlow, case_clip, render_errors
+from harness.consistency_sweep import CASES, CONFIGS, KnownFlow, case_clip, composed_dis_flow, render_errors
 from harness.denoiser import trained_tiny_sd15
 from harness.host import BOOTSTRAP, InProcessHost, host_root
 from harness.models import ModelCache, smoothing_vae
@@ -36,8 +36,10 @@ def main() -> None:
     parser.add_argument("--cases", help="comma-separated case numbers (default: all)")
     parser.add_argument("--configs", help=f"comma-separated, from: {', '.join(CONFIGS)} (default: all)")
     parser.add_argument("--flow", default="medium",
-                        help="the renderer's flow: a DIS preset (ultrafast, fast, medium, fine) or 'known' "
-                             "(the clip's true motion, to see what flow estimation costs)")
+                        help="the renderer's flow: a DIS preset (ultrafast, fast, medium, fine) estimated between "
+                             "key frames, 'composed' (DIS medium between consecutive frames, chained from key to "
+                             "key, as with the clip's flow connected) or 'known' (the clip's true motion, to see "
+                             "what flow estimation costs)")
     parser.add_argument("--denoise", type=float, default=0.75)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
@@ -59,9 +61,11 @@ def main() -> None:
     for number in numbers:
         case = CASES[number]
         clip, forward = case_clip(case, _pack.SHARED_DATA)
-        flow = KnownFlow(clip, case.dx, case.dy) if args.flow == "known" else args.flow
+        flow, options = KnownFlow(clip, case.dx, case.dy) if args.flow == "known" else args.flow, {}
+        if args.flow == "composed":
+            flow, options = "medium", {"clip_flow": composed_dis_flow(host.pack, clip)}
         errors = render_errors(host, host.pack, model, vae, clip, forward, configs, flow=flow,
-                               steps=args.steps, denoise=args.denoise)
+                               steps=args.steps, denoise=args.denoise, **options)
         row = []
         for name in ratios:
             ratios[name].append(errors[name] / errors["none"])

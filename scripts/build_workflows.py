@@ -228,7 +228,8 @@ def load_and_select(g: Graph, first_note: str, load=load_with_pack) -> Clip:
     return clip
 
 
-def diffusion(g: Graph, anchor_only: bool, lora_freeu: bool = False) -> None:
+def diffusion(g: Graph, anchor_only: bool, lora_freeu: bool = False) -> Node:
+    """The key-frame part of a graph; returns its Rerender Keyframes node."""
     g.add(Node("checkpoint", "CheckpointLoaderSimple", 1, {"ckpt_name": SD15["name"]}, models=[SD15]))
     model = ("checkpoint", 0)
     if lora_freeu:
@@ -256,7 +257,7 @@ def diffusion(g: Graph, anchor_only: bool, lora_freeu: bool = False) -> None:
     g.add(Node("shape", "RerenderShapeFusion", 3, {}, {"model": ("attention", 0)}))
     g.add(Node("pixel", "RerenderPixelFusion", 3, {}, {"model": ("shape", 0), "vae": ("checkpoint", 2)}))
     g.add(Node("adain", "RerenderColorAdaIN", 3, {}, {"model": ("pixel", 0)}))
-    g.add(Node("render", "RerenderKeyframes", 4, {"seed": 0, "anchor_only": anchor_only},
+    return g.add(Node("render", "RerenderKeyframes", 4, {"seed": 0, "anchor_only": anchor_only},
                {"model": ("adain", 0), "positive": conditioning[0], "negative": conditioning[1], "vae": ("checkpoint", 2),
                 "key_frames": ("keys", 0)}))
 
@@ -272,8 +273,10 @@ def save_with_host_nodes(g: Graph, clip: Clip, frames: tuple[str, int], column: 
                rows=8))
 
 
-def propagate_and_save(g: Graph, clip: Clip, key_frames: tuple[str, int], column: int, save=save_with_pack) -> None:
-    g.add(Node("flow", "RerenderOpticalFlow", column, {}, {"frames": clip.frames}))
+def propagate_and_save(g: Graph, clip: Clip, key_frames: tuple[str, int], column: int, save=save_with_pack,
+                       flow_column: int | None = None) -> None:
+    g.add(Node("flow", "RerenderOpticalFlow", column if flow_column is None else flow_column, {},
+               {"frames": clip.frames}))
     g.add(Node("propagate", "RerenderPropagate", column,
                {}, {"frames": clip.frames, "key_frames": key_frames, "key_indices": ("keys", 1), "flow": ("flow", 0)}))
     save(g, clip, ("propagate", 0), column + 1)
@@ -315,11 +318,20 @@ def keyframes(host: HostFacts) -> Graph:
     return g
 
 
+def key_flow_from_clip(g: Graph, render: Node, reuse: str) -> None:
+    """Rerender Keyframes chains its key-to-key flows from the clip's flow, which propagation needs anyway."""
+    render.links.update(flow=("flow", 0), key_indices=("keys", 1))
+    g.add(note("note_flow", 0, "Optical Flow runs once over the whole clip: Keyframes chains it from key frame to key "
+                               "frame (with DIS, sharper fusion on large motion than a flow estimated between "
+                               f"frames far apart); {reuse}."))
+
+
 def full_video(host: HostFacts, lora_freeu: bool = False) -> Graph:
     g = Graph("rerender_lora_freeu" if lora_freeu else "rerender_full_video", host)
     clip = load_and_select(g, START)
-    diffusion(g, anchor_only=False, lora_freeu=lora_freeu)
-    propagate_and_save(g, clip, ("render", 0), column=5)
+    render = diffusion(g, anchor_only=False, lora_freeu=lora_freeu)
+    propagate_and_save(g, clip, ("render", 0), column=5, flow_column=0)
+    key_flow_from_clip(g, render, "Propagate reuses it" if lora_freeu else "Propagate and Consistency reuse it")
     g.add(note("note_propagate", 5, "Every other frame is propagated from its two neighbouring key frames on the GPU "
                                     "(CPU when there is none). histogram+poisson blending keeps edges crisper."))
     if not lora_freeu:
@@ -362,8 +374,9 @@ def propagate_only(host: HostFacts) -> Graph:
 def host_video_nodes(host: HostFacts) -> Graph:
     g = Graph("rerender_host_video_nodes", host)
     clip = load_and_select(g, HOST_NODES_START.format(version=host.comfyui_version), load=load_with_host_nodes)
-    diffusion(g, anchor_only=False)
-    propagate_and_save(g, clip, ("render", 0), column=5, save=save_with_host_nodes)
+    render = diffusion(g, anchor_only=False)
+    propagate_and_save(g, clip, ("render", 0), column=5, save=save_with_host_nodes, flow_column=0)
+    key_flow_from_clip(g, render, "Propagate reuses it")
     g.add(note("note_propagate", 5, "Every other frame is propagated from its two neighbouring key frames on the GPU "
                                     "(CPU when there is none). histogram+poisson blending keeps edges crisper."))
     g.add(note("note_sound", 6, "Create Video joins the propagated frames with the clip's sound at the clip's frame "

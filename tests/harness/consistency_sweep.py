@@ -147,6 +147,13 @@ class KnownFlow:
         return torch.cat(flows)
 
 
+def composed_dis_flow(pack, clip: torch.Tensor, keys=None):
+    """The key-to-key flow of key frames ``keys`` of a clip (default: every frame), chained from DIS
+    medium flows between consecutive frames (``ComposedKeyFlow``), as RerenderKeyframes uses the clip's flow."""
+    video_flow = pack.flow.video_flow.estimate_video_flow(clip, pack.flow.dis.DisFlow("medium"), "dis_medium")
+    return pack.keyframes.references.ComposedKeyFlow(video_flow, range(clip.shape[0]) if keys is None else keys)
+
+
 def render_errors(host, pack, model, vae, clip: torch.Tensor, forward: torch.Tensor,
                   configs: dict[str, tuple[str, ...]] = CONFIGS, flow="medium", **overrides) -> dict[str, float]:
     """Flow-warped MSE between consecutive rendered key frames, per configuration.
