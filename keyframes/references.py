@@ -158,8 +158,5 @@ def build_reference(estimator: FlowEstimator, current: torch.Tensor, reference_f
     Returns:
         A ``Reference`` on ``rendered``'s device, masks and warped image in ``rendered``'s dtype.
     """
-    if rendered.shape[-2:] != current.shape[-2:]:
-        raise ValueError(f"The rendered reference is {rendered.shape[-1]}x{rendered.shape[-2]} but the key frame is "
-                         f"{current.shape[-1]}x{current.shape[-2]}: render the references at the key frames' size.")
     flow, _, occluded, _ = bidirectional_flow(estimator, current, reference_frame)
     return reference_from_flow(flow, occluded, rendered)
