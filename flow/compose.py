@@ -101,7 +101,8 @@ def _check_frame_index(index, name: str, frame_count: int) -> None:
                          f"{frame_count} frames, so use an index from 0 to {frame_count - 1}.")
 
 
-def key_to_key_flow(video_flow: VideoFlow, source: int, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+def key_to_key_flow(video_flow: VideoFlow, source: int, target: int,
+                    device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Flow from frame ``source`` to frame ``target`` of a clip, composed from its consecutive flows.
 
     ``source < target`` chains the forward flows and their masks, ``source > target`` the backward
@@ -110,23 +111,27 @@ def key_to_key_flow(video_flow: VideoFlow, source: int, target: int) -> tuple[to
     Args:
         video_flow: the clip's consecutive flows (N frames, H × W), on any device.
         source, target: frame indices in 0 … N − 1.
+        device: where to compose (only the steps needed are moved there); default: where
+            ``video_flow``'s tensors are. A chain of hundreds of steps takes seconds on the CPU.
 
     Returns:
         (flow [1, 2, H, W] float32 in pixels on frame ``source``'s grid, pointing into frame
         ``target``; occluded [1, 1, H, W] float32 in {0, 1}, 1 where a pixel of ``source`` is not
-        visible in ``target``), on the device of ``video_flow``'s tensors.
+        visible in ``target``), on ``device``.
 
     Raises:
         ValueError: an index that is not an int in 0 … N − 1.
     """
     _check_frame_index(source, "source", video_flow.frame_count)
     _check_frame_index(target, "target", video_flow.frame_count)
+    device = video_flow.forward.device if device is None else device
     if source == target:
-        zeros = torch.zeros(1, 2, *video_flow.size, device=video_flow.forward.device)
+        zeros = torch.zeros(1, 2, *video_flow.size, device=device)
         return zeros, zeros[:, :1].clone()
     if source < target:
-        return compose_flows(video_flow.forward[source:target], video_flow.occluded_forward[source:target])
+        return compose_flows(video_flow.forward[source:target].to(device),
+                             video_flow.occluded_forward[source:target].to(device))
     # backward[k] is the flow k+1 → k: travelling from source down to target takes
     # backward[source − 1], backward[source − 2], …, backward[target].
-    return compose_flows(video_flow.backward[target:source].flip(0),
-                         video_flow.occluded_backward[target:source].flip(0))
+    return compose_flows(video_flow.backward[target:source].flip(0).to(device),
+                         video_flow.occluded_backward[target:source].flip(0).to(device))

@@ -88,13 +88,16 @@ class ComposedKeyFlow:
     Args:
         video_flow: the clip's consecutive flows (N frames, H × W), on any device.
         key_indices: for every key frame, in order, its frame index in that clip.
+        device: where the flows are chained (the compute device: a GPU chains a long clip in a
+            moment, the CPU takes tens of milliseconds per frame at 512×512); default: the flow's.
     """
 
-    def __init__(self, video_flow: VideoFlow, key_indices: tuple[int, ...] | list[int]):
+    def __init__(self, video_flow: VideoFlow, key_indices: tuple[int, ...] | list[int],
+                 device: torch.device | str | None = None):
         if not isinstance(video_flow, VideoFlow):
             raise ValueError(f"The clip's flow must be a VideoFlow (from Rerender: Optical Flow); got "
                              f"{type(video_flow).__name__}.")
-        self.video_flow, self.key_indices = video_flow, tuple(key_indices)
+        self.video_flow, self.key_indices, self.device = video_flow, tuple(key_indices), device
         last = video_flow.frame_count - 1
         outside = [i for i in self.key_indices if not 0 <= i <= last]
         if outside:
@@ -115,9 +118,9 @@ class ComposedKeyFlow:
 
     def __call__(self, frames: torch.Tensor, current: int, reference: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(flow [1, 2, H, W] float32 current → reference in pixels, occluded [1, 1, H, W] in {0, 1}, occluded
-        anywhere along the way) between key frames ``current`` and ``reference``; on the flow's device.
+        anywhere along the way) between key frames ``current`` and ``reference``; on ``device``.
         ``frames`` is not read (the clip's flow already holds the motion)."""
-        return key_to_key_flow(self.video_flow, self.key_indices[current], self.key_indices[reference])
+        return key_to_key_flow(self.video_flow, self.key_indices[current], self.key_indices[reference], self.device)
 
 
 def reference_from_flow(flow: torch.Tensor, occluded: torch.Tensor, rendered: torch.Tensor) -> Reference:

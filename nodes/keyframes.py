@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
+from ..host.devices import compute_device
 from ..host.progress import progress_reporter
 from ..host.sampling import schedulers
+from ..keyframes.references import ComposedKeyFlow
 from ..keyframes.renderer import KeyframeRenderer, SamplingSettings
 from ..keyframes.settings import (FEATURE_STORAGE_CHOICES, ColorAdaIN, CrossFrameAttention, PixelFusion, Shared,
                                   ShapeFusion, StepRange, with_constraint)
-from ..keyframes.references import ComposedKeyFlow
 from ..video.keyframe_selection import KeyframeIndices
 from .flow_inputs import FLOW_INPUTS, flow_estimator, flow_methods, resolve_flow
 from .images import frames_to_image, image_to_frames
@@ -227,7 +228,7 @@ def composed_key_flow(flow, optical_flow, key_indices) -> ComposedKeyFlow | None
                          f"{type(key_indices).__name__}.")
     video_flow = resolve_flow(flow, optical_flow)
     key_indices.check_clip(video_flow.frame_count, "the frames of the flow")
-    return ComposedKeyFlow(video_flow, key_indices.indices)
+    return ComposedKeyFlow(video_flow, key_indices.indices, device=compute_device())
 
 
 NODE_CLASS_MAPPINGS = {

@@ -165,6 +165,16 @@ def test_a_frame_to_itself_is_the_zero_flow(pack):
     assert flow.abs().max() == 0 and occluded.max() == 0
 
 
+@pytest.mark.parametrize("source, target", [(0, 2), (2, 0), (1, 1)])
+def test_key_to_key_flow_is_composed_on_the_device_asked_for(pack, source, target):
+    # The meta device runs no arithmetic: every step the chain needs must have been moved there.
+    forward = torch.cat([constant_flow(2, 1), constant_flow(1, 1)])
+    video_flow = video_flow_of(pack, forward, -forward)
+    flow, occluded = pack.flow.compose.key_to_key_flow(video_flow, source, target, device="meta")
+    assert flow.device.type == "meta" and occluded.device.type == "meta"
+    assert flow.shape == (1, 2, H, W) and occluded.shape == (1, 1, H, W)
+
+
 def test_bad_input_is_named(pack):
     compose = pack.flow.compose
     forward = torch.cat([constant_flow(2, 1), constant_flow(1, 1)])
