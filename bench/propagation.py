@@ -13,7 +13,16 @@ With ``--long``: peak memory of long clips instead, 60 and 300 frames of 512x512
 beforehand): resident memory beyond the inputs and the output on the CPU, and on CUDA (when torch
 sees a GPU) the peak device memory of the propagation's own tensors.
 
-Run: .venv/bin/python bench/propagation.py [--long]
+With ``--styles``: quality for two styles on wolf.mp4 (its first 31 frames) and woman-running.mp4
+(its first 41), keys every 10 frames from 0 to the last frame, on the CPU: cv2.stylization as
+above, and the same times a fixed screen-space paper grain (harness.media.stylize_with_grain) that
+does not move with the scene. Prints a Markdown table of the mean PSNR of the non-key frames for the
+pack and for copying the nearest key; the pack's PSNR next to a key (distance 1) and farthest from
+both (distance 5) and the fall between them; the pooled PSNR of the disoccluded pixels (visible in
+neither neighbouring key, after the clip's composed flow) for both, and their share of the non-key
+pixels; and seconds per frame per direction.
+
+Run: .venv/bin/python bench/propagation.py [--long | --styles]
 """
 from __future__ import annotations
 
@@ -27,10 +36,20 @@ import torch
 
 from _pack import SHARED_DATA, plain
 from harness import memory, memory_probe
-from harness.media import psnr, read_video, stylize
+from harness.media import psnr, read_video, stylize, stylize_with_grain
 
 KEYS = [0, 10, 20, 30]
 LONG_LENGTHS = (60, 300)
+STYLE_CLIPS = ("wolf.mp4", "woman-running.mp4")
+KEY_SPACING = 10
+# Keys 0 … 40: bounds the CPU time on woman-running.mp4's 120 frames.
+STYLE_MAX_FRAMES = 41
+STYLES = {"stylization": stylize, "stylization × grain": stylize_with_grain}
+
+
+def synthesis_count(count: int, keys: list[int]) -> int:
+    """Frame syntheses of a ``count``-frame clip: two directions between keys, one outside them."""
+    return sum(2 if keys[0] < j < keys[-1] else 1 for j in range(count) if j not in keys)
 
 
 def ping_pong(frames: torch.Tensor, count: int) -> torch.Tensor:
@@ -56,7 +75,7 @@ def long_clip_memory(count: int, device: str, size: tuple[int, int] | None = Non
     keys = list(range(0, count, 10)) + ([count - 1] if (count - 1) % 10 else [])
     styles = stylize(frames[keys])
     flow = flow_module.estimate_video_flow(frames, dis.DisFlow("medium"), "dis_medium")
-    syntheses = sum(2 if keys[0] < j < keys[-1] else 1 for j in range(count) if j not in keys)
+    syntheses = synthesis_count(count, keys)
     per_chain = video.device_bytes_per_chain(*frames.shape[-2:])
     chains = 1
     if device == "cuda":
@@ -89,14 +108,99 @@ def print_long(results: list[dict]) -> None:
               f"{r['host_working'] / mib:>17.1f} {device_peak}")
 
 
+def key_interval_clip(path) -> torch.Tensor:
+    """The first frames of a video, at most STYLE_MAX_FRAMES, as many as make whole key intervals.
+
+    With (N − 1) a multiple of KEY_SPACING the last frame is a key, so every other frame lies
+    between two keys and gets both directions.
+    """
+    frames = read_video(path, limit=STYLE_MAX_FRAMES)
+    return frames[:(frames.shape[0] - 1) // KEY_SPACING * KEY_SPACING + 1]
+
+
+def disoccluded_pixels(video_flow, keys: list[int]) -> torch.Tensor:
+    """[N, 1, H, W] bool: pixels of a non-key frame visible in neither its previous nor its next key.
+
+    Visibility follows the clip's consecutive flows composed from the frame to each key; key
+    frames are all False. Every non-key frame must lie between two keys.
+    """
+    compose = plain("flow.compose")
+    disoccluded = torch.zeros(video_flow.frame_count, 1, *video_flow.size, dtype=torch.bool)
+    for j in range(video_flow.frame_count):
+        if j in keys:
+            continue
+        previous, following = max(k for k in keys if k < j), min(k for k in keys if k > j)
+        _, hidden_in_previous = compose.key_to_key_flow(video_flow, j, previous)
+        _, hidden_in_following = compose.key_to_key_flow(video_flow, j, following)
+        disoccluded[j] = (hidden_in_previous.bool() & hidden_in_following.bool())[0].cpu()
+    return disoccluded
+
+
+def style_scores(output: torch.Tensor, truth: torch.Tensor, keys: list[int], disoccluded: torch.Tensor) -> dict:
+    """PSNR (dB) of the pack's ``output`` and of copying the nearest key (the earlier one on a tie,
+    as the default mode) against ``truth``, both [N, 3, H, W]: the mean over the non-key frames,
+    the pack's mean next to a key and halfway between keys, and, pooled over all non-key frames,
+    on the ``disoccluded`` pixels ([N, 1, H, W] bool), with their share of the non-key pixels."""
+    count = truth.shape[0]
+    non_keys = [j for j in range(count) if j not in keys]
+    distance = {j: min(abs(j - k) for k in keys) for j in non_keys}
+    copied = truth[[min(keys, key=lambda k: abs(k - j)) for j in range(count)]]
+
+    def mean_psnr(result: torch.Tensor, indices: list[int]) -> float:
+        return float(np.mean([psnr(result[j], truth[j]) for j in indices]))
+
+    pixels = disoccluded.expand_as(truth)
+    return {"pack": mean_psnr(output, non_keys), "copy": mean_psnr(copied, non_keys),
+            "next_to_key": mean_psnr(output, [j for j in non_keys if distance[j] == 1]),
+            "farthest": mean_psnr(output, [j for j in non_keys if distance[j] == KEY_SPACING // 2]),
+            "pack_disoccluded": psnr(output[pixels], truth[pixels]),
+            "copy_disoccluded": psnr(copied[pixels], truth[pixels]),
+            "disoccluded_share": disoccluded[non_keys].float().mean().item()}
+
+
+def main_styles() -> None:
+    video, flow_module, dis = plain("propagation.video"), plain("flow.video_flow"), plain("flow.dis")
+    print(f"propagation on cpu, default settings, DIS medium flow; torch threads {torch.get_num_threads()}")
+    clips = {name: key_interval_clip(SHARED_DATA / "videos" / name) for name in STYLE_CLIPS}
+    for name, frames in clips.items():
+        print(f"{name}: {frames.shape[0]} frames of {frames.shape[-1]}x{frames.shape[-2]}, "
+              f"keys {list(range(0, frames.shape[0], KEY_SPACING))}")
+    # Each row is printed (and flushed) as soon as it is measured, so a run stopped part way
+    # still leaves the rows it finished, already in the table.
+    print()
+    print("| clip | style | pack mean (dB) | copy-nearest mean (dB) | pack next-to-key (dB) | pack farthest (dB) "
+          "| fall, next − farthest (dB) | pack disoccluded (dB) | copy disoccluded (dB) | disoccluded share "
+          "| s/frame/dir |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for name, frames in clips.items():
+        keys = list(range(0, frames.shape[0], KEY_SPACING))
+        flow = flow_module.estimate_video_flow(frames, dis.DisFlow("medium"), "dis_medium")
+        disoccluded = disoccluded_pixels(flow, keys)
+        for style_name, style in STYLES.items():
+            truth = style(frames)
+            started = time.perf_counter()
+            output = video.propagate_video(frames, keys, truth[keys], flow, video.PropagationSettings(chains_per_batch=1))
+            per_frame = (time.perf_counter() - started) / synthesis_count(frames.shape[0], keys)
+            s = style_scores(output, truth, keys, disoccluded)
+            print(f"| {name} | {style_name} | {s['pack']:.2f} | {s['copy']:.2f} | {s['next_to_key']:.2f} "
+                  f"| {s['farthest']:.2f} | {s['next_to_key'] - s['farthest']:.2f} | {s['pack_disoccluded']:.2f} "
+                  f"| {s['copy_disoccluded']:.2f} | {100 * s['disoccluded_share']:.1f} % | {per_frame:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--long", action="store_true", help="peak memory of 60- and 300-frame clips instead")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--long", action="store_true", help="peak memory of 60- and 300-frame clips instead")
+    mode.add_argument("--styles", action="store_true",
+                      help="two styles on wolf.mp4 and woman-running.mp4: PSNR by distance to the keys, "
+                           "on disoccluded pixels, beside copying the nearest key")
     parser.add_argument("--gpu-sizes", action="store_true",
                         help="with --long: CUDA only, 300 frames at 512x512 and at 1280x720 (bench/gpu_check.py)")
     args = parser.parse_args()
     if args.long:
         return main_long(args.gpu_sizes)
+    if args.styles:
+        return main_styles()
     video, flow_module, dis = plain("propagation.video"), plain("flow.video_flow"), plain("flow.dis")
     frames = read_video(SHARED_DATA / "videos" / "wolf.mp4")
     truth = stylize(frames)
@@ -104,7 +208,7 @@ def main() -> None:
     started = time.perf_counter()
     flow = flow_module.estimate_video_flow(frames, dis.DisFlow("medium"), "dis_medium")
     flow_seconds = time.perf_counter() - started
-    syntheses = sum(2 if KEYS[0] < j < KEYS[-1] else 1 for j in range(count) if j not in KEYS)
+    syntheses = synthesis_count(count, KEYS)
     print(f"wolf.mp4: {count} frames of {width}x{height}, keys {KEYS}; {syntheses} frame syntheses "
           f"(two directions between keys, one after the last); torch threads {torch.get_num_threads()}")
     print(f"optical flow (DIS medium, both directions): {flow_seconds:.1f} s for the clip")

@@ -1,4 +1,4 @@
-"""Reading the shared test videos, the stylisation used as ground truth, PSNR."""
+"""Reading the shared test videos, the stylisations used as ground truth, PSNR."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,6 +30,37 @@ def stylize(frames: torch.Tensor) -> torch.Tensor:
         bgr = (frame.permute(1, 2, 0).numpy()[..., ::-1] * 255).round().astype(np.uint8)
         out.append(torch.from_numpy(cv2.stylization(bgr, sigma_s=60, sigma_r=0.45)[..., ::-1].copy()))
     return torch.stack(out).permute(0, 3, 1, 2).float() / 255.0
+
+
+# Paper grain: fine (σ 2 px) and coarse (σ 6 px) blotches, 15 % contrast per standard deviation,
+# clipped at ±3 standard deviations so no pixel goes black or doubles.
+GRAIN_SIGMAS = (2.0, 6.0)
+GRAIN_STRENGTH = 0.15
+GRAIN_RANGE = (0.55, 1.45)
+
+
+def paper_grain(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A fixed screen-space texture: the multiplier [1, 1, H, W] float32 in [0.55, 1.45], mean about 1.
+
+    n is the sum of two standard normal images from ``torch.Generator`` seeded with ``seed``, each
+    Gaussian-blurred (σ 2 and 6 px), scaled to unit variance; the grain is clip(1 + 0.15·n, 0.55, 1.45).
+    It is tied to the screen, not to the scene: it stays put while the content moves, so a style
+    carried along the flow from the key frames cannot match it exactly.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    noises = torch.randn(len(GRAIN_SIGMAS), height, width, generator=generator).numpy()
+    n = sum(cv2.GaussianBlur(noise, (0, 0), sigma) for noise, sigma in zip(noises, GRAIN_SIGMAS))
+    n = n / n.std()
+    grain = np.clip(1 + GRAIN_STRENGTH * n, *GRAIN_RANGE)
+    return torch.from_numpy(grain.astype(np.float32))[None, None]
+
+
+def stylize_with_grain(frames: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """``stylize`` times ``paper_grain`` (the same texture on all channels and frames), clipped to [0, 1].
+
+    frames: [N, 3, H, W] RGB in [0, 1]; returns [N, 3, H, W] float32 RGB in [0, 1].
+    """
+    return (stylize(frames) * paper_grain(*frames.shape[-2:], seed=seed)).clamp(0, 1)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
