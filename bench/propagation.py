@@ -20,13 +20,15 @@ does not move with the scene. Prints a Markdown table of the mean PSNR of the no
 pack and for copying the nearest key; the pack's PSNR next to a key (distance 1) and farthest from
 both (distance 5) and the fall between them; the pooled PSNR of the disoccluded pixels (visible in
 neither neighbouring key, after the clip's composed flow) for both, and their share of the non-key
-pixels; and seconds per frame per direction.
+pixels; and seconds per frame per direction. Each case twice: with the pack's blend weights
+(distance to each key times the other side's patch error) and with the reference's (distance only).
 
 Run: .venv/bin/python bench/propagation.py [--long | --styles]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -37,11 +39,11 @@ import torch
 from _pack import SHARED_DATA, plain
 from harness import memory, memory_probe
 from harness.media import psnr, read_video, stylize, stylize_with_grain
+from harness.propagation_quality import KEY_SPACING, disoccluded_pixels, key_interval_clip, style_scores
 
 KEYS = [0, 10, 20, 30]
 LONG_LENGTHS = (60, 300)
 STYLE_CLIPS = ("wolf.mp4", "woman-running.mp4")
-KEY_SPACING = 10
 # Keys 0 … 40: bounds the CPU time on woman-running.mp4's 120 frames.
 STYLE_MAX_FRAMES = 41
 STYLES = {"stylization": stylize, "stylization × grain": stylize_with_grain}
@@ -108,83 +110,39 @@ def print_long(results: list[dict]) -> None:
               f"{r['host_working'] / mib:>17.1f} {device_peak}")
 
 
-def key_interval_clip(path) -> torch.Tensor:
-    """The first frames of a video, at most STYLE_MAX_FRAMES, as many as make whole key intervals.
-
-    With (N − 1) a multiple of KEY_SPACING the last frame is a key, so every other frame lies
-    between two keys and gets both directions.
-    """
-    frames = read_video(path, limit=STYLE_MAX_FRAMES)
-    return frames[:(frames.shape[0] - 1) // KEY_SPACING * KEY_SPACING + 1]
-
-
-def disoccluded_pixels(video_flow, keys: list[int]) -> torch.Tensor:
-    """[N, 1, H, W] bool: pixels of a non-key frame visible in neither its previous nor its next key.
-
-    Visibility follows the clip's consecutive flows composed from the frame to each key; key
-    frames are all False. Every non-key frame must lie between two keys.
-    """
-    compose = plain("flow.compose")
-    disoccluded = torch.zeros(video_flow.frame_count, 1, *video_flow.size, dtype=torch.bool)
-    for j in range(video_flow.frame_count):
-        if j in keys:
-            continue
-        previous, following = max(k for k in keys if k < j), min(k for k in keys if k > j)
-        _, hidden_in_previous = compose.key_to_key_flow(video_flow, j, previous)
-        _, hidden_in_following = compose.key_to_key_flow(video_flow, j, following)
-        disoccluded[j] = (hidden_in_previous.bool() & hidden_in_following.bool())[0].cpu()
-    return disoccluded
-
-
-def style_scores(output: torch.Tensor, truth: torch.Tensor, keys: list[int], disoccluded: torch.Tensor) -> dict:
-    """PSNR (dB) of the pack's ``output`` and of copying the nearest key (the earlier one on a tie,
-    as the default mode) against ``truth``, both [N, 3, H, W]: the mean over the non-key frames,
-    the pack's mean next to a key and halfway between keys, and, pooled over all non-key frames,
-    on the ``disoccluded`` pixels ([N, 1, H, W] bool), with their share of the non-key pixels."""
-    count = truth.shape[0]
-    non_keys = [j for j in range(count) if j not in keys]
-    distance = {j: min(abs(j - k) for k in keys) for j in non_keys}
-    copied = truth[[min(keys, key=lambda k: abs(k - j)) for j in range(count)]]
-
-    def mean_psnr(result: torch.Tensor, indices: list[int]) -> float:
-        return float(np.mean([psnr(result[j], truth[j]) for j in indices]))
-
-    pixels = disoccluded.expand_as(truth)
-    return {"pack": mean_psnr(output, non_keys), "copy": mean_psnr(copied, non_keys),
-            "next_to_key": mean_psnr(output, [j for j in non_keys if distance[j] == 1]),
-            "farthest": mean_psnr(output, [j for j in non_keys if distance[j] == KEY_SPACING // 2]),
-            "pack_disoccluded": psnr(output[pixels], truth[pixels]),
-            "copy_disoccluded": psnr(copied[pixels], truth[pixels]),
-            "disoccluded_share": disoccluded[non_keys].float().mean().item()}
-
-
 def main_styles() -> None:
     video, flow_module, dis = plain("propagation.video"), plain("flow.video_flow"), plain("flow.dis")
+    compose = plain("flow.compose")
+    default = video.PropagationSettings(chains_per_batch=1)
+    blends = {f"distance × error, k={default.error_blend:g} (default)": default,
+              "distance only (the reference's)": dataclasses.replace(default, error_blend=0.0)}
     print(f"propagation on cpu, default settings, DIS medium flow; torch threads {torch.get_num_threads()}")
-    clips = {name: key_interval_clip(SHARED_DATA / "videos" / name) for name in STYLE_CLIPS}
+    clips = {name: key_interval_clip(SHARED_DATA / "videos" / name, STYLE_MAX_FRAMES) for name in STYLE_CLIPS}
     for name, frames in clips.items():
         print(f"{name}: {frames.shape[0]} frames of {frames.shape[-1]}x{frames.shape[-2]}, "
               f"keys {list(range(0, frames.shape[0], KEY_SPACING))}")
     # Each row is printed (and flushed) as soon as it is measured, so a run stopped part way
     # still leaves the rows it finished, already in the table.
     print()
-    print("| clip | style | pack mean (dB) | copy-nearest mean (dB) | pack next-to-key (dB) | pack farthest (dB) "
-          "| fall, next − farthest (dB) | pack disoccluded (dB) | copy disoccluded (dB) | disoccluded share "
-          "| s/frame/dir |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("| clip | style | blend weights | pack mean (dB) | copy-nearest mean (dB) | pack next-to-key (dB) "
+          "| pack farthest (dB) | fall, next − farthest (dB) | pack disoccluded (dB) | copy disoccluded (dB) "
+          "| disoccluded share | s/frame/dir |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for name, frames in clips.items():
         keys = list(range(0, frames.shape[0], KEY_SPACING))
         flow = flow_module.estimate_video_flow(frames, dis.DisFlow("medium"), "dis_medium")
-        disoccluded = disoccluded_pixels(flow, keys)
+        disoccluded = disoccluded_pixels(flow, keys, compose.key_to_key_flow)
         for style_name, style in STYLES.items():
             truth = style(frames)
-            started = time.perf_counter()
-            output = video.propagate_video(frames, keys, truth[keys], flow, video.PropagationSettings(chains_per_batch=1))
-            per_frame = (time.perf_counter() - started) / synthesis_count(frames.shape[0], keys)
-            s = style_scores(output, truth, keys, disoccluded)
-            print(f"| {name} | {style_name} | {s['pack']:.2f} | {s['copy']:.2f} | {s['next_to_key']:.2f} "
-                  f"| {s['farthest']:.2f} | {s['next_to_key'] - s['farthest']:.2f} | {s['pack_disoccluded']:.2f} "
-                  f"| {s['copy_disoccluded']:.2f} | {100 * s['disoccluded_share']:.1f} % | {per_frame:.2f} |", flush=True)
+            for blend_name, settings in blends.items():
+                started = time.perf_counter()
+                output = video.propagate_video(frames, keys, truth[keys], flow, settings)
+                per_frame = (time.perf_counter() - started) / synthesis_count(frames.shape[0], keys)
+                s = style_scores(output, truth, keys, disoccluded)
+                print(f"| {name} | {style_name} | {blend_name} | {s['pack']:.2f} | {s['copy']:.2f} "
+                      f"| {s['next_to_key']:.2f} | {s['farthest']:.2f} | {s['next_to_key'] - s['farthest']:.2f} "
+                      f"| {s['pack_disoccluded']:.2f} | {s['copy_disoccluded']:.2f} "
+                      f"| {100 * s['disoccluded_share']:.1f} % | {per_frame:.2f} |", flush=True)
 
 
 def main() -> None:

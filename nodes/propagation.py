@@ -1,6 +1,8 @@
 """RerenderPropagate: every frame from the rendered key frames."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..host.devices import compute_device
 from ..host.memory import is_accelerator, items_that_fit, release_cache, staging_tensor
 from ..host.progress import progress_reporter
@@ -15,6 +17,9 @@ from .socket_types import CATEGORY, KEYFRAME_INDICES
 DEFAULT_FLOW = "dis_medium"
 # More chains per batch stop paying off once a GPU is busy; the CPU runs one at a time.
 MOST_CHAINS_PER_BATCH = 8
+# blend_weights → PropagationSettings.error_blend (0: the temporal weights alone, as the reference).
+BLEND_WEIGHTS = {"distance and error": 1.0, "distance": 0.0}
+DEFAULT_BLEND_WEIGHTS = "distance and error"
 
 
 def _weight(default: float, what: str) -> tuple:
@@ -62,16 +67,25 @@ class RerenderPropagate:
                 "positional_weight": _weight(2.0, "positional (where each pixel came from in the key)"),
             },
             "optional": dict(FLOW_INPUTS, flow=(FLOW_INPUTS["flow"][0], {
-                "tooltip": "Flow of the clip from Rerender Optical Flow (computed with DIS medium when not connected)."})),
+                "tooltip": "Flow of the clip from Rerender Optical Flow (computed with DIS medium when not connected)."}),
+                blend_weights=(list(BLEND_WEIGHTS), {
+                    "default": DEFAULT_BLEND_WEIGHTS,
+                    "tooltip": "How much of each propagation a pixel takes. 'distance and error': the nearer key "
+                               "counts more, and so does the side whose patch matched better at that pixel "
+                               "(sharper and closer to the style far from both keys). 'distance': the nearer key "
+                               "alone decides, as the reference does."})),
         }
 
     def propagate(self, frames, key_frames, key_indices, blend, patch_size, uniformity, iterations, color_weight,
-                  edge_weight, temporal_weight, positional_weight, flow=None, optical_flow=None):
+                  edge_weight, temporal_weight, positional_weight, flow=None, optical_flow=None,
+                  blend_weights=DEFAULT_BLEND_WEIGHTS):
         clip = image_to_frames(frames, "frames")
         keys = image_to_frames(key_frames, "key_frames")
         if not isinstance(key_indices, KeyframeIndices):
             raise ValueError("key_indices must come from Rerender: Select Key Frames.")
         key_indices.check_clip(clip.shape[0])
+        if blend_weights not in BLEND_WEIGHTS:
+            raise ValueError(f"blend_weights must be one of {', '.join(BLEND_WEIGHTS)} (got {blend_weights!r}).")
         if patch_size % 2 == 0:
             raise ValueError(f"patch_size must be odd (got {patch_size}).")
         if flow is None and optical_flow is None:
@@ -83,12 +97,11 @@ class RerenderPropagate:
             synthesis=SynthesisSettings(patch_size=patch_size, uniformity=uniformity, search_vote_iterations=iterations,
                                         descriptor_dims=8),
             weights=GuideWeights(color_weight, edge_weight, temporal_weight, positional_weight),
-            poisson=blend == "histogram+poisson")
+            poisson=blend == "histogram+poisson", error_blend=BLEND_WEIGHTS[blend_weights])
         if is_accelerator(device):
             # The host offloads earlier models as it sees fit; the batch is sized from what is then free.
             per_chain = device_bytes_per_chain(*clip.shape[-2:], settings)
-            settings = PropagationSettings(settings.synthesis, settings.weights, settings.poisson,
-                                           chains_per_batch=items_that_fit(per_chain, device, most=MOST_CHAINS_PER_BATCH))
+            settings = replace(settings, chains_per_batch=items_that_fit(per_chain, device, most=MOST_CHAINS_PER_BATCH))
         try:
             output = propagate_video(staging_tensor(clip, device), list(key_indices.indices), staging_tensor(keys, device),
                                      video_flow, settings, on_progress=progress_reporter(1), device=device)

@@ -46,6 +46,22 @@ def selection(error_a: torch.Tensor, error_b: torch.Tensor, w_a: float, w_b: flo
     return chosen
 
 
+def error_weights(error_a: torch.Tensor, error_b: torch.Tensor, w_a: float, w_b: float,
+                  sharpness: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel blend weights: the temporal weights times each side's inverse patch error.
+
+    w'_A = w_A·E_B^k / (w_A·E_B^k + w_B·E_A^k) (k = ``sharpness``), and w'_B = 1 − w'_A; a pixel
+    that one propagation matches far better takes mostly that one, where a fixed 50/50 mix at the
+    middle of an interval averages a good patch with a wrong one. Errors [B, 1, H, W] ≥ 0 (patch
+    SSD in weighted 0..255 units, offset by 1 so two perfect matches fall back to the temporal
+    weights); returns two [B, 1, H, W] float tensors. k = 0 gives the temporal weights alone.
+    """
+    a = w_a * (error_b.clamp_min(0) + 1.0) ** sharpness
+    b = w_b * (error_a.clamp_min(0) + 1.0) ** sharpness
+    weight_a = a / (a + b).clamp_min(1e-12)
+    return weight_a, 1.0 - weight_a
+
+
 def _to_lab8(image: torch.Tensor) -> torch.Tensor:
     """RGB [0, 1] → Lab in OpenCV's 8-bit ranges (L 0..255, a and b offset by 128)."""
     lab = kornia.color.rgb_to_lab(image.clamp(0, 1))
@@ -63,8 +79,12 @@ def _standardise(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def histogram_blend_lab8(a: torch.Tensor, b: torch.Tensor, reference: torch.Tensor, w_a: float, w_b: float) -> torch.Tensor:
-    """Histogram-preserving blend of two Lab8 images with the global statistics of ``reference``."""
+def histogram_blend_lab8(a: torch.Tensor, b: torch.Tensor, reference: torch.Tensor, w_a: float | torch.Tensor,
+                         w_b: float | torch.Tensor) -> torch.Tensor:
+    """Histogram-preserving blend of two Lab8 images with the global statistics of ``reference``.
+
+    ``w_a``, ``w_b``: scalars or per-pixel [B, 1, H, W] weights (``error_weights``).
+    """
     mixed = _standardise(w_a * _standardise(a) + w_b * _standardise(b))
     mean = reference.mean(dim=(-2, -1), keepdim=True)
     std = reference.std(dim=(-2, -1), keepdim=True, correction=0)
@@ -126,7 +146,8 @@ def poisson_fusion_lab8(blend: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c
     return torch.cat(channels, dim=1)
 
 
-def blend_pair(a: torch.Tensor, b: torch.Tensor, choose_b: torch.Tensor, w_a: float, w_b: float,
+def blend_pair(a: torch.Tensor, b: torch.Tensor, choose_b: torch.Tensor, w_a: float | torch.Tensor,
+               w_b: float | torch.Tensor,
                poisson: bool = False) -> torch.Tensor:
     """The blended frame from the two propagations and the selection mask ([B, 3, H, W] in [0, 1])."""
     lab_a, lab_b = _to_lab8(a), _to_lab8(b)

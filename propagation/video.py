@@ -21,7 +21,7 @@ import torch
 
 from ..flow.video_flow import VideoFlow
 from ..video.keyframe_selection import validate_keyframe_indices
-from .blending import blend_pair, blend_weights, selection
+from .blending import blend_pair, blend_weights, error_weights, selection
 from .chain import ChainBatch, ChainState, start_chain
 from .guides import GuideWeights
 from .synthesis import SynthesisSettings
@@ -34,6 +34,9 @@ class PropagationSettings:
     weights: GuideWeights = GuideWeights()
     poisson: bool = False
     chains_per_batch: int = 1
+    # Sharpness k of the error-weighted blend (blending.error_weights); 0: the temporal weights alone
+    # (the reference; bench/propagation.py --styles prints both).
+    error_blend: float = 1.0
 
 
 @dataclass
@@ -216,6 +219,8 @@ def propagate_video(frames: torch.Tensor, keys: list[int], styles: torch.Tensor,
                 flow = on_device(video_flow.backward[frame - 1:frame]) if previous is not None else None
                 choose_b = selection(error, on_device(other_error), w_a, w_b, previous, flow)
                 selections[chain.key] = choose_b
+                if settings.error_blend > 0:
+                    w_a, w_b = error_weights(error, on_device(other_error), w_a, w_b, settings.error_blend)
                 blended = blend_pair((image / 255).clamp(0, 1), on_device(other).float() / 255, choose_b, w_a, w_b,
                                      settings.poisson)
                 finish(frame, blended[0].cpu())

@@ -122,6 +122,21 @@ def test_selection_weights_errors_by_distance_and_sticks_along_the_flow(pack):
     assert sticky[0, 0, 0, 0] == 1 and sticky.sum() == 1
 
 
+def test_error_weights_favour_the_side_that_matched_better(pack):
+    blending = pack.propagation.blending
+    low, high = torch.full((1, 1, 2, 2), 100.0), torch.full((1, 1, 2, 2), 900.0)
+    weight_a, weight_b = blending.error_weights(low, low, 0.7, 0.3, 1.0)
+    assert torch.allclose(weight_a, torch.tensor(0.7)) and torch.allclose(weight_a + weight_b, torch.tensor(1.0))
+    weight_a, _ = blending.error_weights(low, high, 0.5, 0.5, 1.0)      # A matched 9x better
+    assert torch.allclose(weight_a, torch.tensor(901.0 / 1002.0))
+    sharper, _ = blending.error_weights(low, high, 0.5, 0.5, 2.0)
+    assert (sharper > weight_a).all()
+    at_key_a, _ = blending.error_weights(high, low, 1.0, 0.0, 1.0)     # at A's own key A is forced
+    assert (at_key_a == 1).all()
+    reference, _ = blending.error_weights(low, high, 0.5, 0.5, 0.0)    # k = 0: the temporal weights alone
+    assert torch.allclose(reference, torch.tensor(0.5))
+
+
 def test_histogram_blend_takes_the_selected_images_statistics(pack):
     blending = pack.propagation.blending
     generator = torch.Generator().manual_seed(1)

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Propagation settings side by side: which search and blend changes raise PSNR, and at what cost.
+
+Each listed setting is run beside the defaults, in one process, on the same key intervals (keys 10
+frames apart, frames stylised independently as ground truth, DIS medium flow, CPU): for both styles
+of ``bench/propagation.py --styles`` it prints the mean PSNR of the non-key frames, next to a key,
+farthest from both keys, on disoccluded pixels, and seconds per frame per direction, then the mean
+change against the defaults over all intervals and styles, and the worst (lowest) change.
+
+A setting is a JSON object of SynthesisSettings fields and PropagationSettings.error_blend, e.g.
+``'{"search_radius": 64}'``. Intervals are clip:first-frame (11 frames from there).
+
+Run: .venv/bin/python bench/propagation_settings.py [--intervals wolf.mp4:0,woman-running.mp4:20] SETTING...
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import numpy as np
+import torch
+
+from _pack import SHARED_DATA, plain
+from harness.media import stylize, stylize_with_grain
+from harness.propagation_quality import KEY_SPACING, disoccluded_pixels, key_interval_clip, style_scores
+
+STYLES = {"stylization": stylize, "stylization × grain": stylize_with_grain}
+MEASURES = ("pack", "next_to_key", "farthest", "pack_disoccluded")
+DEFAULT_INTERVALS = "wolf.mp4:0,woman-running.mp4:0,woman-running.mp4:20"
+
+
+def settings_from(overrides: dict):
+    video, synthesis = plain("propagation.video"), plain("propagation.synthesis")
+    default = video.PropagationSettings()
+    synthesis_fields = {f.name for f in dataclasses.fields(synthesis.SynthesisSettings)}
+    unknown = set(overrides) - synthesis_fields - {"error_blend"}
+    if unknown:
+        raise SystemExit(f"unknown setting(s) {sorted(unknown)}: use SynthesisSettings fields or error_blend")
+    synth = dataclasses.replace(default.synthesis, **{k: tuple(v) if isinstance(v, list) else v
+                                                      for k, v in overrides.items() if k in synthesis_fields})
+    return dataclasses.replace(default, synthesis=synth, **{k: v for k, v in overrides.items() if k == "error_blend"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--intervals", default=DEFAULT_INTERVALS)
+    parser.add_argument("settings", nargs="+", help="JSON objects of settings to compare with the defaults")
+    args = parser.parse_args()
+    video, flow_module, dis, compose = (plain("propagation.video"), plain("flow.video_flow"), plain("flow.dis"),
+                                        plain("flow.compose"))
+    configs = {"defaults": settings_from({})} | {text: settings_from(json.loads(text)) for text in args.settings}
+    print(f"propagation on cpu, DIS medium flow, keys {KEY_SPACING} frames apart; torch threads {torch.get_num_threads()}")
+    print(f"{'interval':<22} {'style':<20} {'setting':<34} {'mean':>6} {'next':>6} {'far':>6} {'disocc':>7} {'s/f/dir':>8}")
+    results = {name: [] for name in configs}
+    for interval in args.intervals.split(","):
+        clip, first = interval.split(":")
+        frames = key_interval_clip(SHARED_DATA / "videos" / clip, KEY_SPACING + 1, int(first))
+        keys = list(range(0, frames.shape[0], KEY_SPACING))
+        flow = flow_module.estimate_video_flow(frames, dis.DisFlow("medium"), "dis_medium")
+        disoccluded = disoccluded_pixels(flow, keys, compose.key_to_key_flow)
+        for style_name, style in STYLES.items():
+            truth = style(frames)
+            for name, settings in configs.items():
+                started = time.perf_counter()
+                output = video.propagate_video(frames, keys, truth[keys], flow, settings)
+                seconds = (time.perf_counter() - started) / (2 * (frames.shape[0] - len(keys)))
+                scores = style_scores(output, truth, keys, disoccluded)
+                results[name].append([scores[m] for m in MEASURES] + [seconds])
+                print(f"{interval:<22} {style_name:<20} {name:<34} {scores['pack']:>6.2f} {scores['next_to_key']:>6.2f} "
+                      f"{scores['farthest']:>6.2f} {scores['pack_disoccluded']:>7.2f} {seconds:>8.2f}", flush=True)
+    base = np.array(results["defaults"])
+    print(f"\nchange against the defaults over {len(base)} interval-styles (dB; mean / worst): time ratio")
+    for name in list(configs)[1:]:
+        change = np.array(results[name]) - base
+        parts = [f"{m} {change[:, i].mean():+.2f} / {change[:, i].min():+.2f}" for i, m in enumerate(MEASURES)]
+        ratio = np.array(results[name])[:, -1].sum() / base[:, -1].sum()
+        print(f"{name}: " + ", ".join(parts) + f"; time {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

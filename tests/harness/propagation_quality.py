@@ -1,0 +1,64 @@
+"""How well a propagation fills in a clip: PSNR by distance to the keys and on disoccluded pixels.
+
+Shared by ``bench/propagation.py --styles`` and ``tests/test_propagation_video.py``, so the test
+asserts the very figures the benchmark prints.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .media import psnr, read_video
+
+KEY_SPACING = 10
+
+
+def key_interval_clip(path, limit: int, start: int = 0) -> torch.Tensor:
+    """Frames ``start`` … of a video, at most ``limit``, as many as make whole key intervals.
+
+    With (N − 1) a multiple of KEY_SPACING the last frame is a key, so every other frame lies
+    between two keys and gets both directions.
+    """
+    frames = read_video(path, limit=start + limit)[start:]
+    return frames[:(frames.shape[0] - 1) // KEY_SPACING * KEY_SPACING + 1]
+
+
+def disoccluded_pixels(video_flow, keys: list[int], key_to_key_flow) -> torch.Tensor:
+    """[N, 1, H, W] bool: pixels of a non-key frame visible in neither its previous nor its next key.
+
+    Visibility follows the clip's consecutive flows composed from the frame to each key
+    (``key_to_key_flow``: the pack's flow.compose.key_to_key_flow); key frames are all False.
+    Every non-key frame must lie between two keys.
+    """
+    disoccluded = torch.zeros(video_flow.frame_count, 1, *video_flow.size, dtype=torch.bool)
+    for j in range(video_flow.frame_count):
+        if j in keys:
+            continue
+        previous, following = max(k for k in keys if k < j), min(k for k in keys if k > j)
+        _, hidden_in_previous = key_to_key_flow(video_flow, j, previous)
+        _, hidden_in_following = key_to_key_flow(video_flow, j, following)
+        disoccluded[j] = (hidden_in_previous.bool() & hidden_in_following.bool())[0].cpu()
+    return disoccluded
+
+
+def style_scores(output: torch.Tensor, truth: torch.Tensor, keys: list[int], disoccluded: torch.Tensor) -> dict:
+    """PSNR (dB) of ``output`` and of copying the nearest key (the earlier one on a tie) against
+    ``truth``, both [N, 3, H, W] in [0, 1]: the mean over the non-key frames, the output's mean
+    next to a key (distance 1) and halfway between keys (distance KEY_SPACING / 2), and, pooled
+    over all non-key frames, on the ``disoccluded`` pixels ([N, 1, H, W] bool), with their share of
+    the non-key pixels."""
+    count = truth.shape[0]
+    non_keys = [j for j in range(count) if j not in keys]
+    distance = {j: min(abs(j - k) for k in keys) for j in non_keys}
+    copied = truth[[min(keys, key=lambda k: abs(k - j)) for j in range(count)]]
+
+    def mean_psnr(result: torch.Tensor, indices: list[int]) -> float:
+        return float(np.mean([psnr(result[j], truth[j]) for j in indices]))
+
+    pixels = disoccluded.expand_as(truth)
+    return {"pack": mean_psnr(output, non_keys), "copy": mean_psnr(copied, non_keys),
+            "next_to_key": mean_psnr(output, [j for j in non_keys if distance[j] == 1]),
+            "farthest": mean_psnr(output, [j for j in non_keys if distance[j] == KEY_SPACING // 2]),
+            "pack_disoccluded": psnr(output[pixels], truth[pixels]),
+            "copy_disoccluded": psnr(copied[pixels], truth[pixels]),
+            "disoccluded_share": disoccluded[non_keys].float().mean().item()}
