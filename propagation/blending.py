@@ -52,9 +52,10 @@ def error_weights(error_a: torch.Tensor, error_b: torch.Tensor, w_a: float, w_b:
 
     w'_A = w_A·E_B^k / (w_A·E_B^k + w_B·E_A^k) (k = ``sharpness``), and w'_B = 1 − w'_A; a pixel
     that one propagation matches far better takes mostly that one, where a fixed 50/50 mix at the
-    middle of an interval averages a good patch with a wrong one. Errors [B, 1, H, W] ≥ 0 (patch
-    SSD in weighted 0..255 units, offset by 1 so two perfect matches fall back to the temporal
-    weights); returns two [B, 1, H, W] float tensors. k = 0 gives the temporal weights alone.
+    middle of an interval averages a good patch with a wrong one. Errors [B, 1, H, W] ≥ 0 (the
+    synthesis's descriptor SSD, offset by 1 so two perfect matches fall back to the temporal
+    weights); returns two [B, 1, H, W] float32 tensors. k = 0 gives the temporal weights alone;
+    k above about 4 can overflow float32 on large errors (the pack uses k = 1).
     """
     a = w_a * (error_b.clamp_min(0) + 1.0) ** sharpness
     b = w_b * (error_a.clamp_min(0) + 1.0) ** sharpness

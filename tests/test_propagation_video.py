@@ -41,8 +41,9 @@ def test_stylised_wolf_propagates_above_27_db(host, pack, shared_data):
 
 
 # Floors for each clip's first key interval (keys 0 and 10) through the node with its defaults,
-# about 0.5 dB under what this test prints (-s); `bench/propagation.py --styles` measures the same
-# quantities over 3 and 4 intervals of these clips: style → (pack mean, pack farthest from both
+# about 0.5 dB under what this test prints (-s) and the "defaults" rows of
+# `bench/propagation_settings.py` for wolf.mp4:0 and woman-running.mp4:0 (`--styles` averages 3 and
+# 4 intervals of these clips, so its figures differ): style → (pack mean, pack farthest from both
 # keys, pack on disoccluded pixels). The fall from next-to-key to farthest reaches 3.3 dB on
 # woman-running's grain style.
 TWO_STYLE_FLOORS = {

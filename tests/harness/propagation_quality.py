@@ -1,7 +1,8 @@
 """How well a propagation fills in a clip: PSNR by distance to the keys and on disoccluded pixels.
 
-Shared by ``bench/propagation.py --styles`` and ``tests/test_propagation_video.py``, so the test
-asserts the very figures the benchmark prints.
+Shared by ``bench/propagation.py --styles``, ``bench/propagation_settings.py`` and
+``tests/test_propagation_video.py``, so they score alike; the test's first intervals (wolf.mp4:0,
+woman-running.mp4:0) are the "defaults" rows of ``bench/propagation_settings.py``.
 """
 from __future__ import annotations
 
