@@ -135,6 +135,18 @@ def test_error_weights_favour_the_side_that_matched_better(pack):
     assert (at_key_a == 1).all()
     reference, _ = blending.error_weights(low, high, 0.5, 0.5, 0.0)    # k = 0: the temporal weights alone
     assert torch.allclose(reference, torch.tensor(0.5))
+    # per pixel: A matched the left half better, B the right half; the blend follows each
+    error_a = torch.cat((low, high), dim=-1)
+    error_b = torch.cat((high, low), dim=-1)
+    weight_a, _ = blending.error_weights(error_a, error_b, 0.5, 0.5, 1.0)
+    assert (weight_a[..., :2] > 0.85).all() and (weight_a[..., 2:] < 0.15).all()
+    # A is darker in its top row, B in its bottom row (the histogram blend compares standardised
+    # images, so it is the pattern that tells them apart): the left half takes A's, the right B's
+    a, b = torch.zeros(1, 3, 2, 4), torch.ones(1, 3, 2, 4)
+    a[..., 1, :], b[..., 1, :] = 0.2, 0.8
+    blended = blending.blend_pair(a, b, torch.zeros(1, 1, 2, 4), weight_a, 1 - weight_a)
+    top_minus_bottom = blended[:, 0, 0] - blended[:, 0, 1]
+    assert (top_minus_bottom[..., :2] < 0).all() and (top_minus_bottom[..., 2:] > 0).all()
 
 
 def test_histogram_blend_takes_the_selected_images_statistics(pack):

@@ -123,6 +123,21 @@ def test_batched_chains_give_the_same_quality(pack):
     assert psnr(many[inner], truth[inner]) > 30
 
 
+def test_distance_blend_weights_are_the_reference_blend(host, pack):
+    """blend_weights "distance" is PropagationSettings(error_blend=0); the default weighs by error too."""
+    clip, truth = inverted_clip(frames=5)
+    keys = [0, 4]
+    by_distance = propagate_node(host, pack, clip, keys, truth[keys], blend_weights="distance")
+    by_error = propagate_node(host, pack, clip, keys, truth[keys])
+    video = pack.propagation.video
+    flow = pack.flow.video_flow.estimate_video_flow(clip, pack.flow.dis.DisFlow("medium"), "dis_medium")
+    settings = video.PropagationSettings(synthesis=pack.propagation.synthesis.SynthesisSettings(descriptor_dims=8),
+                                         error_blend=0.0)
+    reference = video.propagate_video(clip, keys, truth[keys], flow, settings)
+    assert torch.allclose(by_distance, reference, atol=1e-5)
+    assert not torch.allclose(by_distance, by_error, atol=1e-3)
+
+
 def test_poisson_blend_runs(host, pack):
     clip, truth = inverted_clip(frames=5)
     output = propagate_node(host, pack, clip, [0, 4], truth[[0, 4]], blend="histogram+poisson")
@@ -135,6 +150,7 @@ def test_poisson_blend_runs(host, pack):
     ("count", "key_frames hold 3 images but key_indices name 2 frames"),
     ("other clip", "key_indices were chosen for a clip of 9 frames but frames hold 6"),
     ("even patch", "patch_size must be odd"),
+    ("blend weights", "blend_weights must be one of distance and error, distance"),
 ])
 def test_bad_input_to_the_node(host, pack, case, message):
     clip, truth = inverted_clip()
@@ -147,6 +163,8 @@ def test_bad_input_to_the_node(host, pack, case, message):
         overrides["key_indices"] = keyframe_indices(pack, keys, 9)
     elif case == "even patch":
         overrides["patch_size"] = 4
+    elif case == "blend weights":
+        overrides["blend_weights"] = "error"
     with pytest.raises(ValueError, match=message):
         propagate_node(host, pack, clip, keys, styles, **overrides)
 

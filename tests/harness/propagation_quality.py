@@ -21,6 +21,9 @@ def key_interval_clip(path, limit: int, start: int = 0) -> torch.Tensor:
     between two keys and gets both directions.
     """
     frames = read_video(path, limit=start + limit)[start:]
+    if frames.shape[0] < KEY_SPACING + 1:
+        raise ValueError(f"{path} holds {frames.shape[0]} frames from frame {start}: a key interval needs "
+                         f"{KEY_SPACING + 1}; start earlier.")
     return frames[:(frames.shape[0] - 1) // KEY_SPACING * KEY_SPACING + 1]
 
 
