@@ -25,6 +25,12 @@ def plain(module: str):
     return importlib.import_module(f"{NAME}.{module}")
 
 
+def propagation_modules() -> dict:
+    """The plain modules harness.propagation_quality.measure_settings propagates and scores with."""
+    return {"video": plain("propagation.video"), "video_flow": plain("flow.video_flow"), "dis": plain("flow.dis"),
+            "compose": plain("flow.compose")}
+
+
 def script(name: str):
     """One of the repository's scripts/ helpers (through the loader the tests and scripts share)."""
     if str(ROOT / "scripts") not in sys.path:

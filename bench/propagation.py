@@ -36,17 +36,16 @@ import time
 import numpy as np
 import torch
 
-from _pack import SHARED_DATA, plain
+from _pack import SHARED_DATA, plain, propagation_modules
 from harness import memory, memory_probe
-from harness.media import psnr, read_video, stylize, stylize_with_grain
-from harness.propagation_quality import KEY_SPACING, disoccluded_pixels, key_interval_clip, style_scores
+from harness.media import psnr, read_video, stylize
+from harness.propagation_quality import KEY_SPACING, key_interval_clip, measure_settings
 
 KEYS = [0, 10, 20, 30]
 LONG_LENGTHS = (60, 300)
 STYLE_CLIPS = ("wolf.mp4", "woman-running.mp4")
 # Keys 0 … 40: bounds the CPU time on woman-running.mp4's 120 frames.
 STYLE_MAX_FRAMES = 41
-STYLES = {"stylization": stylize, "stylization × grain": stylize_with_grain}
 
 
 def synthesis_count(count: int, keys: list[int]) -> int:
@@ -111,8 +110,8 @@ def print_long(results: list[dict]) -> None:
 
 
 def main_styles() -> None:
-    video, flow_module, dis = plain("propagation.video"), plain("flow.video_flow"), plain("flow.dis")
-    compose = plain("flow.compose")
+    modules = propagation_modules()
+    video = modules["video"]
     default = video.PropagationSettings(chains_per_batch=1)
     blends = {f"distance × error, k={default.error_blend:g} (default)": default,
               "distance only (the reference's)": dataclasses.replace(default, error_blend=0.0)}
@@ -129,20 +128,11 @@ def main_styles() -> None:
           "| disoccluded share | s/frame/dir |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for name, frames in clips.items():
-        keys = list(range(0, frames.shape[0], KEY_SPACING))
-        flow = flow_module.estimate_video_flow(frames, dis.DisFlow("medium"), "dis_medium")
-        disoccluded = disoccluded_pixels(flow, keys, compose.key_to_key_flow)
-        for style_name, style in STYLES.items():
-            truth = style(frames)
-            for blend_name, settings in blends.items():
-                started = time.perf_counter()
-                output = video.propagate_video(frames, keys, truth[keys], flow, settings)
-                per_frame = (time.perf_counter() - started) / synthesis_count(frames.shape[0], keys)
-                s = style_scores(output, truth, keys, disoccluded)
-                print(f"| {name} | {style_name} | {blend_name} | {s['pack']:.2f} | {s['copy']:.2f} "
-                      f"| {s['next_to_key']:.2f} | {s['farthest']:.2f} | {s['next_to_key'] - s['farthest']:.2f} "
-                      f"| {s['pack_disoccluded']:.2f} | {s['copy_disoccluded']:.2f} "
-                      f"| {100 * s['disoccluded_share']:.1f} % | {per_frame:.2f} |", flush=True)
+        for style_name, blend_name, s, per_frame in measure_settings(frames, blends, modules):
+            print(f"| {name} | {style_name} | {blend_name} | {s['pack']:.2f} | {s['copy']:.2f} "
+                  f"| {s['next_to_key']:.2f} | {s['farthest']:.2f} | {s['next_to_key'] - s['farthest']:.2f} "
+                  f"| {s['pack_disoccluded']:.2f} | {s['copy_disoccluded']:.2f} "
+                  f"| {100 * s['disoccluded_share']:.1f} % | {per_frame:.2f} |", flush=True)
 
 
 def main() -> None:

@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 
 import numpy as np
 import torch
 
-from _pack import SHARED_DATA, plain
-from harness.media import stylize, stylize_with_grain
-from harness.propagation_quality import KEY_SPACING, disoccluded_pixels, key_interval_clip, style_scores
+from _pack import SHARED_DATA, plain, propagation_modules
+from harness.propagation_quality import KEY_SPACING, key_interval_clip, measure_settings
 
-STYLES = {"stylization": stylize, "stylization × grain": stylize_with_grain}
 MEASURES = ("pack", "next_to_key", "farthest", "pack_disoccluded")
 DEFAULT_INTERVALS = "wolf.mp4:0,woman-running.mp4:0,woman-running.mp4:20"
 
@@ -48,8 +45,7 @@ def main() -> None:
     parser.add_argument("--intervals", default=DEFAULT_INTERVALS)
     parser.add_argument("settings", nargs="+", help="JSON objects of settings to compare with the defaults")
     args = parser.parse_args()
-    video, flow_module, dis, compose = (plain("propagation.video"), plain("flow.video_flow"), plain("flow.dis"),
-                                        plain("flow.compose"))
+    modules = propagation_modules()
     configs = {"defaults": settings_from({})} | {text: settings_from(json.loads(text)) for text in args.settings}
     print(f"propagation on cpu, DIS medium flow, keys {KEY_SPACING} frames apart; torch threads {torch.get_num_threads()}")
     print(f"{'interval':<22} {'style':<20} {'setting':<34} {'mean':>6} {'next':>6} {'far':>6} {'disocc':>7} {'s/f/dir':>8}")
@@ -57,19 +53,10 @@ def main() -> None:
     for interval in args.intervals.split(","):
         clip, first = interval.split(":")
         frames = key_interval_clip(SHARED_DATA / "videos" / clip, KEY_SPACING + 1, int(first))
-        keys = list(range(0, frames.shape[0], KEY_SPACING))
-        flow = flow_module.estimate_video_flow(frames, dis.DisFlow("medium"), "dis_medium")
-        disoccluded = disoccluded_pixels(flow, keys, compose.key_to_key_flow)
-        for style_name, style in STYLES.items():
-            truth = style(frames)
-            for name, settings in configs.items():
-                started = time.perf_counter()
-                output = video.propagate_video(frames, keys, truth[keys], flow, settings)
-                seconds = (time.perf_counter() - started) / (2 * (frames.shape[0] - len(keys)))
-                scores = style_scores(output, truth, keys, disoccluded)
-                results[name].append([scores[m] for m in MEASURES] + [seconds])
-                print(f"{interval:<22} {style_name:<20} {name:<34} {scores['pack']:>6.2f} {scores['next_to_key']:>6.2f} "
-                      f"{scores['farthest']:>6.2f} {scores['pack_disoccluded']:>7.2f} {seconds:>8.2f}", flush=True)
+        for style_name, name, scores, seconds in measure_settings(frames, configs, modules):
+            results[name].append([scores[m] for m in MEASURES] + [seconds])
+            print(f"{interval:<22} {style_name:<20} {name:<34} {scores['pack']:>6.2f} {scores['next_to_key']:>6.2f} "
+                  f"{scores['farthest']:>6.2f} {scores['pack_disoccluded']:>7.2f} {seconds:>8.2f}", flush=True)
     base = np.array(results["defaults"])
     print(f"\nchange against the defaults over {len(base)} interval-styles (dB; mean / worst): time ratio")
     for name in list(configs)[1:]:

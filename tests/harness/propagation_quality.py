@@ -6,12 +6,16 @@ woman-running.mp4:0) are the "defaults" rows of ``bench/propagation_settings.py`
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
-from .media import psnr, read_video
+from .media import psnr, read_video, stylize, stylize_with_grain
 
 KEY_SPACING = 10
+# A style tied to the scene, and the same with a paper grain that stays on the screen.
+STYLES = {"stylization": stylize, "stylization × grain": stylize_with_grain}
 
 
 def key_interval_clip(path, limit: int, start: int = 0) -> torch.Tensor:
@@ -66,3 +70,25 @@ def style_scores(output: torch.Tensor, truth: torch.Tensor, keys: list[int], dis
             "pack_disoccluded": psnr(output[pixels], truth[pixels]),
             "copy_disoccluded": psnr(copied[pixels], truth[pixels]),
             "disoccluded_share": disoccluded[non_keys].float().mean().item()}
+
+
+def measure_settings(frames: torch.Tensor, configs: dict, pack_modules: dict):
+    """Propagate ``frames`` (keys every KEY_SPACING from 0 to the last frame) in every style with
+    every setting of ``configs`` (name → PropagationSettings), on the CPU with DIS medium flow.
+
+    ``pack_modules``: the pack's ``video`` (propagation.video), ``video_flow``, ``dis`` and
+    ``compose`` modules. Yields (style name, setting name, ``style_scores`` dict, seconds per frame
+    per direction) as each is measured; every non-key frame gets both directions.
+    """
+    video, compose = pack_modules["video"], pack_modules["compose"]
+    keys = list(range(0, frames.shape[0], KEY_SPACING))
+    flow = pack_modules["video_flow"].estimate_video_flow(frames, pack_modules["dis"].DisFlow("medium"), "dis_medium")
+    disoccluded = disoccluded_pixels(flow, keys, compose.key_to_key_flow)
+    syntheses = 2 * (frames.shape[0] - len(keys))
+    for style_name, style in STYLES.items():
+        truth = style(frames)
+        for name, settings in configs.items():
+            started = time.perf_counter()
+            output = video.propagate_video(frames, keys, truth[keys], flow, settings)
+            seconds = (time.perf_counter() - started) / syntheses
+            yield style_name, name, style_scores(output, truth, keys, disoccluded), seconds
