@@ -7,8 +7,8 @@ of ``bench/propagation.py --styles`` it prints the mean PSNR of the non-key fram
 farthest from both keys, on disoccluded pixels, and seconds per frame per direction, then the mean
 change against the defaults over all intervals and styles, and the worst (lowest) change.
 
-A setting is a JSON object of SynthesisSettings fields and PropagationSettings.error_blend, e.g.
-``'{"search_radius": 64}'``. Intervals are clip:first-frame (11 frames from there).
+A setting is a JSON object of SynthesisSettings fields and PropagationSettings.error_blend or
+.screen_texture, e.g. ``'{"search_radius": 64}'``. Intervals are clip:first-frame (11 frames from there).
 
 Run: .venv/bin/python bench/propagation_settings.py [--intervals wolf.mp4:0,woman-running.mp4:20] SETTING...
 """
@@ -25,6 +25,7 @@ from _pack import SHARED_DATA, plain, propagation_modules
 from harness.propagation_quality import KEY_SPACING, key_interval_clip, measure_settings
 
 MEASURES = ("pack", "next_to_key", "farthest", "pack_disoccluded")
+PROPAGATION_FIELDS = ("error_blend", "screen_texture")
 DEFAULT_INTERVALS = "wolf.mp4:0,woman-running.mp4:0,woman-running.mp4:20"
 
 
@@ -32,12 +33,14 @@ def settings_from(overrides: dict):
     video, synthesis = plain("propagation.video"), plain("propagation.synthesis")
     default = video.PropagationSettings()
     synthesis_fields = {f.name for f in dataclasses.fields(synthesis.SynthesisSettings)}
-    unknown = set(overrides) - synthesis_fields - {"error_blend"}
+    unknown = set(overrides) - synthesis_fields - set(PROPAGATION_FIELDS)
     if unknown:
-        raise SystemExit(f"unknown setting(s) {sorted(unknown)}: use SynthesisSettings fields or error_blend")
+        raise SystemExit(f"unknown setting(s) {sorted(unknown)}: use SynthesisSettings fields or "
+                         f"{', '.join(PROPAGATION_FIELDS)}")
     synth = dataclasses.replace(default.synthesis, **{k: tuple(v) if isinstance(v, list) else v
                                                       for k, v in overrides.items() if k in synthesis_fields})
-    return dataclasses.replace(default, synthesis=synth, **{k: v for k, v in overrides.items() if k == "error_blend"})
+    return dataclasses.replace(default, synthesis=synth,
+                               **{k: v for k, v in overrides.items() if k in PROPAGATION_FIELDS})
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ MOST_CHAINS_PER_BATCH = 8
 # blend_weights → PropagationSettings.error_blend (0: the temporal weights alone, as the reference).
 BLEND_WEIGHTS = {"distance and error": 1.0, "distance": 0.0}
 DEFAULT_BLEND_WEIGHTS = "distance and error"
+DEFAULT_SCREEN_TEXTURE = 1.0
 
 
 def _weight(default: float, what: str) -> tuple:
@@ -73,12 +74,19 @@ class RerenderPropagate:
                     "tooltip": "How much of each propagation a pixel takes. 'distance and error': the nearer key "
                                "counts more, and so does the side whose patch matched better at that pixel "
                                "(sharper and closer to the style far from both keys). 'distance': the nearer key "
-                               "alone decides, as the reference does."})),
+                               "alone decides, as the reference does."}),
+                screen_texture=("FLOAT", {
+                    "default": DEFAULT_SCREEN_TEXTURE, "min": 0.0, "max": 1.0, "step": 0.05,
+                    "tooltip": "Keep texture that stays put on the screen (paper grain, canvas, a vignette) on the "
+                               "screen: it is estimated from what the key frames share at the same place, taken "
+                               "out before propagating and put back after, so it does not slide with the motion. "
+                               "1: as estimated; 0: off, everything moves with the scene. Where the key frames "
+                               "share nothing at a place, nothing changes there."})),
         }
 
     def propagate(self, frames, key_frames, key_indices, blend, patch_size, uniformity, iterations, color_weight,
                   edge_weight, temporal_weight, positional_weight, flow=None, optical_flow=None,
-                  blend_weights=DEFAULT_BLEND_WEIGHTS):
+                  blend_weights=DEFAULT_BLEND_WEIGHTS, screen_texture=DEFAULT_SCREEN_TEXTURE):
         clip = image_to_frames(frames, "frames")
         keys = image_to_frames(key_frames, "key_frames")
         if not isinstance(key_indices, KeyframeIndices):
@@ -86,6 +94,8 @@ class RerenderPropagate:
         key_indices.check_clip(clip.shape[0])
         if blend_weights not in BLEND_WEIGHTS:
             raise ValueError(f"blend_weights must be one of {', '.join(BLEND_WEIGHTS)} (got {blend_weights!r}).")
+        if not 0 <= screen_texture <= 1:
+            raise ValueError(f"screen_texture must be between 0 (off) and 1 (got {screen_texture}).")
         if patch_size % 2 == 0:
             raise ValueError(f"patch_size must be odd (got {patch_size}).")
         if flow is None and optical_flow is None:
@@ -97,7 +107,8 @@ class RerenderPropagate:
             synthesis=SynthesisSettings(patch_size=patch_size, uniformity=uniformity, search_vote_iterations=iterations,
                                         descriptor_dims=8),
             weights=GuideWeights(color_weight, edge_weight, temporal_weight, positional_weight),
-            poisson=blend == "histogram+poisson", error_blend=BLEND_WEIGHTS[blend_weights])
+            poisson=blend == "histogram+poisson", error_blend=BLEND_WEIGHTS[blend_weights],
+            screen_texture=screen_texture)
         if is_accelerator(device):
             # The host offloads earlier models as it sees fit; the batch is sized from what is then free.
             per_chain = device_bytes_per_chain(*clip.shape[-2:], settings)

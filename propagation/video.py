@@ -24,6 +24,7 @@ from ..video.keyframe_selection import validate_keyframe_indices
 from .blending import blend_pair, blend_weights, error_weights, selection
 from .chain import ChainBatch, ChainState, start_chain
 from .guides import GuideWeights
+from .screen_texture import estimate_screen_texture
 from .synthesis import SynthesisSettings
 
 
@@ -37,6 +38,8 @@ class PropagationSettings:
     # Sharpness k of the error-weighted blend (blending.error_weights); 0: the temporal weights alone
     # (the reference; bench/propagation.py --styles prints both).
     error_blend: float = 1.0
+    # Strength of the screen-fixed texture separation (screen_texture.py) in [0, 1]; 0: off.
+    screen_texture: float = 1.0
 
 
 @dataclass
@@ -141,14 +144,20 @@ def propagate_video(frames: torch.Tensor, keys: list[int], styles: torch.Tensor,
     def on_device(tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(device, non_blocking=True)
 
-    def finish(index: int, image: torch.Tensor) -> None:
-        output[index] = image.clamp(0, 1)
+    # The chains carry the keys without the texture that stays on the screen; it is put back on
+    # every propagated frame (the keys themselves are kept as rendered).
+    texture = estimate_screen_texture(styles.cpu(), settings.screen_texture)
+    textured = bool((texture != 1).any())
+
+    def finish(index: int, image: torch.Tensor, propagated: bool = True) -> None:
+        output[index] = (image * texture[0] if propagated and textured else image).clamp(0, 1)
         if on_frame is not None:
             on_frame(index, output[index])
 
     for key, style in zip(keys, styles):
-        finish(key, style)
-    style_of = dict(zip(keys, styles))
+        finish(key, style.cpu(), propagated=False)
+    untextured = (styles.cpu().float() / texture).clamp(0, 1) if textured else styles
+    style_of = dict(zip(keys, untextured))
     jobs = _jobs(keys, count)
     total = sum(len(c.frames) for job in jobs for c in job if c is not None)
     done = 0

@@ -1,4 +1,4 @@
-"""The parts of propagation: synthesis, guides, blending and the Poisson solve."""
+"""The parts of propagation: synthesis, guides, blending, the Poisson solve and the screen texture."""
 from __future__ import annotations
 
 import numpy as np
@@ -156,3 +156,32 @@ def test_histogram_blend_takes_the_selected_images_statistics(pack):
     mixed = blending.histogram_blend_lab8(a, b, reference, 0.3, 0.7)
     assert torch.allclose(mixed.mean(dim=(-2, -1)), reference.mean(dim=(-2, -1)), atol=1e-3)
     assert torch.allclose(mixed.std(dim=(-2, -1), correction=0), reference.std(dim=(-2, -1), correction=0), atol=1e-3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_screen_texture_is_what_the_keys_share_at_a_place(pack, seed):
+    """Under moving content the estimate follows a grain fixed on the screen; without one it is 1."""
+    import kornia
+    from harness.media import paper_grain
+    from harness.synthetic import shifted_clip
+
+    screen_texture = pack.propagation.screen_texture
+    clip, _ = shifted_clip(frames=11, dx=3, dy=1, height=96, width=128, cell=8, seed=seed)
+    style = 0.2 + 0.6 * (1 - kornia.filters.gaussian_blur2d(clip, (13, 13), (2.0, 2.0)))[[0, 5, 10]]
+    grain = paper_grain(96, 128, seed=seed + 1)
+    grain_detail = grain.log() - screen_texture._blur(grain.log(), screen_texture.DETAIL_SIGMA)
+    inner = (..., slice(16, -16), slice(16, -16))
+    found = screen_texture.estimate_screen_texture(style * grain)
+    assert found.shape == (1, 1, 96, 128) and found.dtype == torch.float32
+    assert np.corrcoef(found.log()[inner].flatten(), grain_detail[inner].flatten())[0, 1] > 0.6
+    assert (found.log()[inner] - grain_detail[inner]).pow(2).mean() < grain_detail[inner].pow(2).mean()
+    assert found.log().abs().max() <= screen_texture.LARGEST_LOG + 1e-6
+    assert screen_texture.estimate_screen_texture(style).log()[inner].abs().mean() < 0.005
+    half = screen_texture.estimate_screen_texture(style * grain, strength=0.5)
+    assert torch.allclose(half.log(), found.log() / 2, atol=1e-6)
+    assert (screen_texture.estimate_screen_texture((style * grain)[:1]) == 1).all()   # one key: nothing shared
+    assert (screen_texture.estimate_screen_texture(style * grain, strength=0.0) == 1).all()
+    with pytest.raises(ValueError, match="strength must be in"):
+        screen_texture.estimate_screen_texture(style, strength=2.0)
+    with pytest.raises(ValueError, match=r"styles must be \[K, 3, H, W\]"):
+        screen_texture.estimate_screen_texture(style[:, :1])
