@@ -20,8 +20,10 @@ does not move with the scene. Prints a Markdown table of the mean PSNR of the no
 pack and for copying the nearest key; the pack's PSNR next to a key (distance 1) and farthest from
 both (distance 5) and the fall between them; the pooled PSNR of the disoccluded pixels (visible in
 neither neighbouring key, after the clip's composed flow) for both, and their share of the non-key
-pixels; and seconds per frame per direction. Each case twice: with the pack's blend weights
-(distance to each key times the other side's patch error) and with the reference's (distance only).
+pixels; and seconds per frame per direction. Each case three times: the defaults (blend weights:
+distance to each key times the other side's patch error; the screen-fixed texture separated,
+propagation/screen_texture.py), the same without the separation, and the reference's blend
+weights (distance only) without it.
 
 Run: .venv/bin/python bench/propagation.py [--long | --styles]
 """
@@ -113,8 +115,10 @@ def main_styles() -> None:
     modules = propagation_modules()
     video = modules["video"]
     default = video.PropagationSettings(chains_per_batch=1)
-    blends = {f"distance × error, k={default.error_blend:g} (default)": default,
-              "distance only (the reference's)": dataclasses.replace(default, error_blend=0.0)}
+    blends = {f"distance × error, k={default.error_blend:g}, screen texture (default)": default,
+              "distance × error, no screen texture": dataclasses.replace(default, screen_texture=0.0),
+              "distance only (the reference's), no screen texture": dataclasses.replace(default, error_blend=0.0,
+                                                                                       screen_texture=0.0)}
     print(f"propagation on cpu, default settings, DIS medium flow; torch threads {torch.get_num_threads()}")
     clips = {name: key_interval_clip(SHARED_DATA / "videos" / name, STYLE_MAX_FRAMES) for name in STYLE_CLIPS}
     for name, frames in clips.items():
@@ -123,7 +127,7 @@ def main_styles() -> None:
     # Each row is printed (and flushed) as soon as it is measured, so a run stopped part way
     # still leaves the rows it finished, already in the table.
     print()
-    print("| clip | style | blend weights | pack mean (dB) | copy-nearest mean (dB) | pack next-to-key (dB) "
+    print("| clip | style | settings | pack mean (dB) | copy-nearest mean (dB) | pack next-to-key (dB) "
           "| pack farthest (dB) | fall, next − farthest (dB) | pack disoccluded (dB) | copy disoccluded (dB) "
           "| disoccluded share | s/frame/dir |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)

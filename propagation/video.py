@@ -3,6 +3,8 @@
 Between two key frames b < e every frame is synthesised twice, forwards from b and backwards from
 e, and the two are blended (blending.py). Frames before the first key are propagated backwards
 from it, frames after the last key forwards; the key frames themselves are kept as rendered.
+A texture the keys share at fixed places on the screen (screen_texture.py) is taken out of the keys
+before they are propagated and put back on every propagated frame.
 
 Memory: the clip, its flows, the stored backward results and the output stay in host RAM; only
 what the current step needs moves to the compute device (the frames and flows of the chains being
@@ -146,7 +148,8 @@ def propagate_video(frames: torch.Tensor, keys: list[int], styles: torch.Tensor,
 
     # The chains carry the keys without the texture that stays on the screen; it is put back on
     # every propagated frame (the keys themselves are kept as rendered).
-    texture = estimate_screen_texture(styles.cpu(), settings.screen_texture)
+    texture_on_device = on_device(estimate_screen_texture(styles, settings.screen_texture))
+    texture = texture_on_device.cpu()
     textured = bool((texture != 1).any())
 
     def finish(index: int, image: torch.Tensor, propagated: bool = True) -> None:
@@ -156,8 +159,14 @@ def propagate_video(frames: torch.Tensor, keys: list[int], styles: torch.Tensor,
 
     for key, style in zip(keys, styles):
         finish(key, style.cpu(), propagated=False)
-    untextured = (styles.cpu().float() / texture).clamp(0, 1) if textured else styles
-    style_of = dict(zip(keys, untextured))
+    style_of = dict(zip(keys, styles))
+
+    def chain_style(key: int) -> torch.Tensor:
+        """[1, 3, H, W] float32 0..255 on the device: the key as its chains carry it (made when a
+        chain starts, so no second copy of all keys is held)."""
+        style = on_device(style_of[key][None]).float()
+        return (style / texture_on_device).clamp(0, 1) * 255 if textured else style * 255
+
     jobs = _jobs(keys, count)
     total = sum(len(c.frames) for job in jobs for c in job if c is not None)
     done = 0
@@ -172,7 +181,7 @@ def propagate_video(frames: torch.Tensor, keys: list[int], styles: torch.Tensor,
         for chain in active:
             if chain.state is None:
                 chain.state = start_chain(on_device(frames[chain.key:chain.key + 1]).float() * 255,
-                                          on_device(style_of[chain.key][None]).float() * 255,
+                                          chain_style(chain.key),
                                           settings.synthesis, settings.weights)
         ids = tuple(id(c) for c in active)
         if batches.get("ids") != ids:   # stack the source pyramids again only when a chain ends

@@ -43,13 +43,15 @@ def test_stylised_wolf_propagates_above_27_db(host, pack, shared_data):
 
 # Floors for each clip's first key interval (keys 0 and 10) through the node with its defaults,
 # about 0.5 dB under what this test prints (-s) and the "defaults" rows of
-# `bench/propagation_settings.py` for wolf.mp4:0 and woman-running.mp4:0 (`--styles` averages 3 and
-# 4 intervals of these clips, so its figures differ): style → (pack mean, pack farthest from both
-# keys, pack on disoccluded pixels). The fall from next-to-key to farthest reaches 3.3 dB on
-# woman-running's grain style.
+# `bench/propagation_settings.py '{"screen_texture": 0}'` for wolf.mp4:0 and woman-running.mp4:0
+# (`bench/propagation.py --styles` averages 3 and 4 intervals of these clips, so its figures
+# differ): style → (pack mean, pack farthest from both keys, pack on disoccluded pixels). The grain
+# style's floors rose by 0.6–0.9 dB with the screen-texture separation; the scene-tied style's
+# disoccluded floor on wolf.mp4 fell by 0.3 dB (the separation costs it 0.4 dB there). The fall
+# from next-to-key to farthest reaches 3.0 dB on woman-running's grain style.
 TWO_STYLE_FLOORS = {
-    "wolf.mp4": {"stylization": (27.0, 26.3, 20.0), "stylization × grain": (24.0, 23.3, 16.5)},
-    "woman-running.mp4": {"stylization": (26.2, 25.2, 21.6), "stylization × grain": (22.2, 21.2, 17.9)},
+    "wolf.mp4": {"stylization": (27.0, 26.3, 19.7), "stylization × grain": (24.6, 24.0, 17.2)},
+    "woman-running.mp4": {"stylization": (26.2, 25.3, 21.7), "stylization × grain": (23.0, 22.1, 18.7)},
 }
 
 
@@ -68,7 +70,7 @@ def test_two_styles_propagate_well_near_far_and_where_no_key_sees(host, pack, sh
         mean_floor, farthest_floor, disoccluded_floor = TWO_STYLE_FLOORS[clip][style_name]
         assert scores["pack"] >= mean_floor and scores["pack"] >= scores["copy"] + 4.5
         assert scores["farthest"] >= farthest_floor
-        assert scores["next_to_key"] - scores["farthest"] <= 3.8
+        assert scores["next_to_key"] - scores["farthest"] <= 3.5
         assert scores["pack_disoccluded"] >= disoccluded_floor
         assert scores["pack_disoccluded"] >= scores["copy_disoccluded"] + 1.0
 
