@@ -36,7 +36,8 @@ LARGEST_LOG = 0.4         # |log T| ≤ 0.4: T in [0.67, 1.49]
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     size = int(2 * round(3 * sigma) + 1)
-    return kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="replicate")  # any size, however small
+    # replicate, not reflect: reflection needs the image larger than the kernel's half-width
+    return kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="replicate")
 
 
 def _detail(style: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.synthetic import textured
+from harness.synthetic import grained_clip, textured
 
 
 def test_pyramid_levels_follow_ebsynth(pack):
@@ -161,14 +161,9 @@ def test_histogram_blend_takes_the_selected_images_statistics(pack):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_screen_texture_is_what_the_keys_share_at_a_place(pack, seed):
     """Under moving content the estimate follows a grain fixed on the screen; without one it is 1."""
-    import kornia
-    from harness.media import paper_grain
-    from harness.synthetic import shifted_clip
-
     screen_texture = pack.propagation.screen_texture
-    clip, _ = shifted_clip(frames=11, dx=3, dy=1, height=96, width=128, cell=8, seed=seed)
-    style = 0.2 + 0.6 * (1 - kornia.filters.gaussian_blur2d(clip, (13, 13), (2.0, 2.0)))[[0, 5, 10]]
-    grain = paper_grain(96, 128, seed=seed + 1)
+    _, style, grain = grained_clip(seed)
+    style = style[[0, 5, 10]]
     grain_detail = grain.log() - screen_texture._blur(grain.log(), screen_texture.DETAIL_SIGMA)
     inner = (..., slice(16, -16), slice(16, -16))
     found = screen_texture.estimate_screen_texture(style * grain)

@@ -1,15 +1,14 @@
 """Propagating key frames over a clip: quality, edge cases, memory bound, the node, bad input."""
 from __future__ import annotations
 
-import kornia
 import numpy as np
 import pytest
 import torch
 
 from harness import memory
-from harness.media import paper_grain, psnr, read_video, stylize, stylize_with_grain
+from harness.media import psnr, read_video, stylize, stylize_with_grain
 from harness.propagation_quality import disoccluded_pixels, key_interval_clip, style_scores
-from harness.synthetic import shifted_clip
+from harness.synthetic import grained_clip, shifted_clip
 
 
 def keyframe_indices(pack, keys, count):
@@ -148,20 +147,12 @@ def test_poisson_blend_runs(host, pack):
     assert psnr(output[inner], truth[inner]) > 28
 
 
-def grained_clip(seed: int):
-    """11 frames of soft texture moving 3 px right and 1 down per frame; a style of them (inverted,
-    in [0.2, 0.8]) and the same under a paper grain fixed on the screen."""
-    clip, _ = shifted_clip(frames=11, dx=3, dy=1, height=96, width=128, cell=8, seed=seed)
-    clip = kornia.filters.gaussian_blur2d(clip, (13, 13), (2.0, 2.0))
-    style = 0.2 + 0.6 * (1 - clip)
-    return clip, style, (style * paper_grain(96, 128, seed=seed + 1)).clamp(0, 1)
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_texture_fixed_on_the_screen_stays_there(pack, seed):
     """With the separation the grain is put back where it is on the screen: clearly better than
     sliding it with the content, and a style without such a texture is left as it was."""
-    clip, style, grained = grained_clip(seed)
+    clip, style, grain = grained_clip(seed)
+    grained = (style * grain).clamp(0, 1)
     keys = [0, 5, 10]
     video = pack.propagation.video
     flow = pack.flow.video_flow.estimate_video_flow(clip, pack.flow.dis.DisFlow("medium"), "dis_medium")
@@ -169,7 +160,8 @@ def test_a_texture_fixed_on_the_screen_stays_there(pack, seed):
     scores = {}
     for name, truth in (("plain", style), ("grain", grained)):
         for strength in (0.0, 1.0):
-            output = video.propagate_video(clip, keys, truth[keys], flow, video.PropagationSettings(screen_texture=strength))
+            settings = video.PropagationSettings(screen_texture=strength)
+            output = video.propagate_video(clip, keys, truth[keys], flow, settings)
             assert all(torch.equal(output[k], truth[k]) for k in keys)
             scores[name, strength] = psnr(output[inner], truth[inner])
     print(scores)

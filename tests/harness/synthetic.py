@@ -1,7 +1,10 @@
 """Synthetic clips with known motion."""
 from __future__ import annotations
 
+import kornia
 import torch
+
+from .media import paper_grain
 
 
 def textured(height: int = 48, width: int = 64, seed: int = 0, cell: int = 4) -> torch.Tensor:
@@ -41,3 +44,16 @@ def shifted_clip(frames: int = 4, dx: int = 2, dy: int = 1, height: int = 48, wi
     clip = torch.cat([big[..., margin_y - i * dy:margin_y - i * dy + height, margin_x - i * dx:margin_x - i * dx + width]
                       for i in range(frames)])
     return clip, constant_flow(dx, dy, height, width, batch=frames - 1)
+
+
+def grained_clip(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """11 frames of soft texture moving 3 px right and 1 down per frame, a style of them, and a
+    paper grain fixed on the screen (the screen-texture tests).
+
+    Returns:
+        (clip [11, 3, 96, 128] in [0, 1], style [11, 3, 96, 128]: the clip inverted into
+        [0.2, 0.8], grain [1, 1, 96, 128] from ``media.paper_grain`` with seed ``seed`` + 1).
+    """
+    clip, _ = shifted_clip(frames=11, dx=3, dy=1, height=96, width=128, cell=8, seed=seed)
+    clip = kornia.filters.gaussian_blur2d(clip, (13, 13), (2.0, 2.0))
+    return clip, 0.2 + 0.6 * (1 - clip), paper_grain(96, 128, seed=seed + 1)
