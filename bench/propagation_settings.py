@@ -7,8 +7,9 @@ of ``bench/propagation.py --styles`` it prints the mean PSNR of the non-key fram
 farthest from both keys, on disoccluded pixels, and seconds per frame per direction, then the mean
 change against the defaults over all intervals and styles, and the worst (lowest) change.
 
-A setting is a JSON object of SynthesisSettings fields and PropagationSettings.error_blend or
-.screen_texture, e.g. ``'{"search_radius": 64}'``. Intervals are clip:first-frame (11 frames from there).
+A setting is a JSON object of SynthesisSettings fields, GuideWeights fields (the guides' weights:
+color, edge, temporal, positional, style) and PropagationSettings.error_blend or .screen_texture,
+e.g. ``'{"search_radius": 64}'`` or ``'{"temporal": 0}'``. Intervals are clip:first-frame (11 frames from there).
 
 Run: .venv/bin/python bench/propagation_settings.py [--intervals wolf.mp4:0,woman-running.mp4:20] SETTING...
 """
@@ -33,13 +34,15 @@ def settings_from(overrides: dict):
     video, synthesis = plain("propagation.video"), plain("propagation.synthesis")
     default = video.PropagationSettings()
     synthesis_fields = {f.name for f in dataclasses.fields(synthesis.SynthesisSettings)}
-    unknown = set(overrides) - synthesis_fields - set(PROPAGATION_FIELDS)
+    weight_fields = {f.name for f in dataclasses.fields(plain("propagation.guides").GuideWeights)}
+    unknown = set(overrides) - synthesis_fields - weight_fields - set(PROPAGATION_FIELDS)
     if unknown:
-        raise SystemExit(f"unknown setting(s) {sorted(unknown)}: use SynthesisSettings fields or "
+        raise SystemExit(f"unknown setting(s) {sorted(unknown)}: use SynthesisSettings or GuideWeights fields, or "
                          f"{', '.join(PROPAGATION_FIELDS)}")
     synth = dataclasses.replace(default.synthesis, **{k: tuple(v) if isinstance(v, list) else v
                                                       for k, v in overrides.items() if k in synthesis_fields})
-    return dataclasses.replace(default, synthesis=synth,
+    weights = dataclasses.replace(default.weights, **{k: v for k, v in overrides.items() if k in weight_fields})
+    return dataclasses.replace(default, synthesis=synth, weights=weights,
                                **{k: v for k, v in overrides.items() if k in PROPAGATION_FIELDS})
 
 
