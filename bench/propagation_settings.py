@@ -4,8 +4,10 @@
 Each listed setting is run beside the defaults, in one process, on the same key intervals (keys 10
 frames apart, frames stylised independently as ground truth, DIS medium flow, CPU): for both styles
 of ``bench/propagation.py --styles`` it prints the mean PSNR of the non-key frames, next to a key,
-farthest from both keys, on disoccluded pixels, and seconds per frame per direction, then the mean
-change against the defaults over all intervals and styles, and the worst (lowest) change.
+farthest from both keys, on disoccluded pixels, the steadiness along the flow (PSNR of each frame
+against the one before carried by the flow, on visible pixels; the truth's own beside it: PSNR
+against frames stylised one at a time cannot see flicker) and seconds per frame per direction, then
+the mean change against the defaults over all intervals and styles, and the worst (lowest) change.
 
 A setting is a JSON object of SynthesisSettings fields, GuideWeights fields (the guides' weights:
 color, edge, temporal, positional, style) and PropagationSettings.error_blend or .screen_texture,
@@ -25,7 +27,7 @@ import torch
 from _pack import SHARED_DATA, plain, propagation_modules
 from harness.propagation_quality import KEY_SPACING, key_interval_clip, measure_settings
 
-MEASURES = ("pack", "next_to_key", "farthest", "pack_disoccluded")
+MEASURES = ("pack", "next_to_key", "farthest", "pack_disoccluded", "steadiness")
 PROPAGATION_FIELDS = ("error_blend", "screen_texture")
 DEFAULT_INTERVALS = "wolf.mp4:0,woman-running.mp4:0,woman-running.mp4:20"
 
@@ -54,7 +56,7 @@ def main() -> None:
     modules = propagation_modules()
     configs = {"defaults": settings_from({})} | {text: settings_from(json.loads(text)) for text in args.settings}
     print(f"propagation on cpu, DIS medium flow, keys {KEY_SPACING} frames apart; torch threads {torch.get_num_threads()}")
-    print(f"{'interval':<22} {'style':<20} {'setting':<34} {'mean':>6} {'next':>6} {'far':>6} {'disocc':>7} {'s/f/dir':>8}")
+    print(f"{'interval':<22} {'style':<20} {'setting':<34} {'mean':>6} {'next':>6} {'far':>6} {'disocc':>7} {'steady':>6} {'truth':>6} {'s/f/dir':>8}")
     results = {name: [] for name in configs}
     for interval in args.intervals.split(","):
         clip, first = interval.split(":")
@@ -62,7 +64,8 @@ def main() -> None:
         for style_name, name, scores, seconds in measure_settings(frames, configs, modules):
             results[name].append([scores[m] for m in MEASURES] + [seconds])
             print(f"{interval:<22} {style_name:<20} {name:<34} {scores['pack']:>6.2f} {scores['next_to_key']:>6.2f} "
-                  f"{scores['farthest']:>6.2f} {scores['pack_disoccluded']:>7.2f} {seconds:>8.2f}", flush=True)
+                  f"{scores['farthest']:>6.2f} {scores['pack_disoccluded']:>7.2f} {scores['steadiness']:>6.2f} "
+                  f"{scores['truth_steadiness']:>6.2f} {seconds:>8.2f}", flush=True)
     base = np.array(results["defaults"])
     print(f"\nchange against the defaults over {len(base)} interval-styles (dB; mean / worst): time ratio")
     for name in list(configs)[1:]:
