@@ -22,8 +22,8 @@ both (distance 5) and the fall between them; the pooled PSNR of the disoccluded 
 neither neighbouring key, after the clip's composed flow) for both, and their share of the non-key
 pixels; and seconds per frame per direction. Each case three times: the defaults (blend weights:
 distance to each key times the other side's patch error; the screen-fixed texture separated,
-propagation/screen_texture.py), the same without the separation, and the reference's blend
-weights (distance only) without it.
+propagation/screen_texture.py), the same without the separation, and without it with the
+reference's blend weights (distance only) and colour-guide weight (6 instead of 12).
 
 Run: .venv/bin/python bench/propagation.py [--long | --styles]
 """
@@ -117,8 +117,8 @@ def main_styles() -> None:
     default = video.PropagationSettings(chains_per_batch=1)
     blends = {f"distance × error, k={default.error_blend:g}, screen texture (default)": default,
               "distance × error, no screen texture": dataclasses.replace(default, screen_texture=0.0),
-              "distance only (the reference's), no screen texture": dataclasses.replace(default, error_blend=0.0,
-                                                                                       screen_texture=0.0)}
+              "distance only, colour weight 6 (the reference's), no screen texture": dataclasses.replace(
+                  default, error_blend=0.0, screen_texture=0.0, weights=dataclasses.replace(default.weights, color=6.0))}
     print(f"propagation on cpu, default settings, DIS medium flow; torch threads {torch.get_num_threads()}")
     clips = {name: key_interval_clip(SHARED_DATA / "videos" / name, STYLE_MAX_FRAMES) for name in STYLE_CLIPS}
     for name, frames in clips.items():
