@@ -23,10 +23,9 @@ DEFAULT_BLEND_WEIGHTS = "distance and error"
 DEFAULT_SCREEN_TEXTURE = 1.0
 
 
-def _weight(default: float, what: str, rerender_default: float | None = None) -> tuple:
-    rerender = default if rerender_default is None else rerender_default
+def _weight(default: float, what: str, rerender_default: float) -> tuple:
     return ("FLOAT", {"default": default, "min": 0.0, "max": 100.0, "step": 0.1,
-                      "tooltip": f"Weight of the {what} guide (Rerender's default {rerender})."})
+                      "tooltip": f"Weight of the {what} guide (Rerender's default {rerender_default})."})
 
 
 class RerenderPropagate:
@@ -63,10 +62,12 @@ class RerenderPropagate:
                 "iterations": ("INT", {"default": 2, "min": 1, "max": 20,
                                        "tooltip": "Search-and-vote iterations per pyramid level. Each frame starts "
                                                   "from the previous frame's match, so few are needed."}),
-                "color_weight": _weight(12.0, "colour (the original frames)", rerender_default=6.0),
-                "edge_weight": _weight(0.5, "edge"),
-                "temporal_weight": _weight(0.5, "temporal (the previous result carried along the flow)"),
-                "positional_weight": _weight(2.0, "positional (where each pixel came from in the key)"),
+                "color_weight": _weight(GuideWeights.color, "colour (the original frames)", 6.0),
+                "edge_weight": _weight(GuideWeights.edge, "edge", 0.5),
+                "temporal_weight": _weight(GuideWeights.temporal,
+                                           "temporal (the previous result carried along the flow)", 0.5),
+                "positional_weight": _weight(GuideWeights.positional,
+                                             "positional (where each pixel came from in the key)", 2.0),
             },
             "optional": dict(FLOW_INPUTS, flow=(FLOW_INPUTS["flow"][0], {
                 "tooltip": "Flow of the clip from Rerender Optical Flow (computed with DIS medium when not connected)."}),
