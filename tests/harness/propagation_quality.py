@@ -72,41 +72,38 @@ def style_scores(output: torch.Tensor, truth: torch.Tensor, keys: list[int], dis
             "disoccluded_share": disoccluded[non_keys].float().mean().item()}
 
 
-def steadiness(images: torch.Tensor, video_flow, warp_video) -> float:
+def steadiness(images: torch.Tensor, video_flow, consistency) -> float:
     """Mean PSNR (dB) of each frame against the frame before it carried along the clip's flow, on
     the pixels the earlier frame shows: how steady ``images`` ([N, 3, H, W] in [0, 1]) are along
-    the motion. Flicker and texture that swims lower it; it cannot tell a frozen wrong output from
-    a right one, so it is read beside PSNR against the truth and beside the truth's own figure.
-    ``warp_video``: the pack's flow.video_flow.warp_video."""
-    warped, occluded = warp_video(images.float(), video_flow, "previous_to_next")
-    scores = []
-    for j in range(1, images.shape[0]):
-        visible = (occluded[j] < 0.5).expand_as(images[j])
-        scores.append(psnr(images[j][visible], warped[j][visible]))
-    return float(np.mean(scores))
+    the motion, from the pack's own warp error (``consistency``: flow.consistency, Pixel-MSE per
+    pair). Flicker and texture that swims lower it; it cannot tell a frozen wrong output from a
+    right one, so it is read beside PSNR against the truth and beside the truth's own figure."""
+    warp_error = consistency.measure_consistency(images, video_flow).warp_error
+    return float(np.nanmean(10 * np.log10(1 / warp_error.numpy())))
 
 
 def measure_settings(frames: torch.Tensor, configs: dict, pack_modules: dict):
     """Propagate ``frames`` (keys every KEY_SPACING from 0 to the last frame) in every style with
     every setting of ``configs`` (name → PropagationSettings), on the CPU with DIS medium flow.
 
-    ``pack_modules``: the pack's ``video`` (propagation.video), ``video_flow``, ``dis`` and
-    ``compose`` modules. Yields (style name, setting name, ``style_scores`` dict with ``steadiness``
+    ``pack_modules``: the pack's ``video`` (propagation.video), ``video_flow``, ``dis``, ``compose``
+    and ``consistency`` modules. Yields (style name, setting name, ``style_scores`` dict with ``steadiness``
     and the truth's own ``truth_steadiness`` added, seconds per frame per direction) as each is
     measured; every non-key frame gets both directions.
     """
     video, compose, video_flow = pack_modules["video"], pack_modules["compose"], pack_modules["video_flow"]
+    consistency = pack_modules["consistency"]
     keys = list(range(0, frames.shape[0], KEY_SPACING))
     flow = video_flow.estimate_video_flow(frames, pack_modules["dis"].DisFlow("medium"), "dis_medium")
     disoccluded = disoccluded_pixels(flow, keys, compose.key_to_key_flow)
     syntheses = 2 * (frames.shape[0] - len(keys))
     for style_name, style in STYLES.items():
         truth = style(frames)
-        truth_steadiness = steadiness(truth, flow, video_flow.warp_video)
+        truth_steadiness = steadiness(truth, flow, consistency)
         for name, settings in configs.items():
             started = time.perf_counter()
             output = video.propagate_video(frames, keys, truth[keys], flow, settings)
             seconds = (time.perf_counter() - started) / syntheses
             scores = style_scores(output, truth, keys, disoccluded)
-            scores |= {"steadiness": steadiness(output, flow, video_flow.warp_video), "truth_steadiness": truth_steadiness}
+            scores |= {"steadiness": steadiness(output, flow, consistency), "truth_steadiness": truth_steadiness}
             yield style_name, name, scores, seconds
