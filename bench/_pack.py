@@ -28,7 +28,8 @@ def plain(module: str):
 def propagation_modules() -> dict:
     """The plain modules harness.propagation_quality.measure_settings propagates and scores with."""
     return {"video": plain("propagation.video"), "video_flow": plain("flow.video_flow"), "dis": plain("flow.dis"),
-            "compose": plain("flow.compose"), "consistency": plain("flow.consistency")}
+            "compose": plain("flow.compose"), "consistency": plain("flow.consistency"),
+            "warp": plain("flow.warp")}
 
 
 def script(name: str):

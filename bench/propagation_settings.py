@@ -8,6 +8,10 @@ farthest from both keys, on disoccluded pixels, the steadiness along the flow (P
 against the one before carried by the flow, on visible pixels; the truth's own beside it: PSNR
 against frames stylised one at a time cannot see flicker) and seconds per frame per direction, then
 the mean change against the defaults over all intervals and styles, and the worst (lowest) change.
+Per interval and style it also prints the truth's key frames carried along the clip's flow
+(harness.propagation_quality.carry_keys_along_flow), and at the end the fall from next-to-key to
+farthest of the defaults and of that baseline: how much of the fall the style's own change along
+the motion (and the flow's error) makes.
 
 A setting is a JSON object of SynthesisSettings fields, GuideWeights fields (the guides' weights:
 color, edge, temporal, positional, style) and PropagationSettings.error_blend or .screen_texture,
@@ -58,6 +62,7 @@ def main() -> None:
     print(f"propagation on cpu, DIS medium flow, keys {KEY_SPACING} frames apart; torch threads {torch.get_num_threads()}")
     print(f"{'interval':<22} {'style':<20} {'setting':<34} {'mean':>6} {'next':>6} {'far':>6} {'disocc':>7} {'steady':>6} {'truth':>6} {'s/f/dir':>8}")
     results = {name: [] for name in configs}
+    falls = []   # (defaults, keys carried along the flow): next-to-key minus farthest, dB
     for interval in args.intervals.split(","):
         clip, first = interval.split(":")
         frames = key_interval_clip(SHARED_DATA / "videos" / clip, KEY_SPACING + 1, int(first))
@@ -66,7 +71,15 @@ def main() -> None:
             print(f"{interval:<22} {style_name:<20} {name:<34} {scores['pack']:>6.2f} {scores['next_to_key']:>6.2f} "
                   f"{scores['farthest']:>6.2f} {scores['pack_disoccluded']:>7.2f} {scores['steadiness']:>6.2f} "
                   f"{scores['truth_steadiness']:>6.2f} {seconds:>8.2f}", flush=True)
+            if name == "defaults":   # the baseline does not depend on the setting: once per interval-style
+                falls.append((scores["next_to_key"] - scores["farthest"],
+                              scores["carried_next_to_key"] - scores["carried_farthest"]))
+                print(f"{interval:<22} {style_name:<20} {'keys carried along the flow':<34} {scores['carried']:>6.2f} "
+                      f"{scores['carried_next_to_key']:>6.2f} {scores['carried_farthest']:>6.2f}", flush=True)
     base = np.array(results["defaults"])
+    fall, carried_fall = np.array(falls).T
+    print(f"\nfall, next to a key − farthest (dB; median / worst): defaults {np.median(fall):.2f} / {fall.max():.2f}, "
+          f"keys carried along the flow {np.median(carried_fall):.2f} / {carried_fall.max():.2f}")
     print(f"\nchange against the defaults over {len(base)} interval-styles (dB; mean / worst): time ratio")
     for name in list(configs)[1:]:
         change = np.array(results[name]) - base

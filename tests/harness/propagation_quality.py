@@ -72,6 +72,33 @@ def style_scores(output: torch.Tensor, truth: torch.Tensor, keys: list[int], dis
             "disoccluded_share": disoccluded[non_keys].float().mean().item()}
 
 
+def carry_keys_along_flow(truth: torch.Tensor, keys: list[int], video_flow, key_to_key_flow, warp) -> torch.Tensor:
+    """The truth's key frames carried along the clip's flow to every frame between them: what a
+    propagation that moved each key exactly with the estimated motion, and never resynthesised it,
+    would output. A baseline for how much of the fall away from the keys the style itself makes
+    (the truth is stylised one frame at a time, so it changes along the motion too) and the flow's
+    error adds.
+
+    ``truth``: [N, 3, H, W] in [0, 1]; every non-key frame lies between two keys. Each non-key pixel
+    takes the nearer key (the earlier on a tie) warped along ``key_to_key_flow`` (flow.compose)
+    where that key shows it, else the other key where it shows it, else the nearer key's pixel
+    unmoved (as copying the nearest key does). ``warp``: flow.warp.warp. Returns [N, 3, H, W].
+    """
+    carried = truth.clone()
+    for j in range(truth.shape[0]):
+        if j in keys:
+            continue
+        previous, following = max(k for k in keys if k < j), min(k for k in keys if k > j)
+        near, far = (previous, following) if j - previous <= following - j else (following, previous)
+        result = truth[near:near + 1].clone()
+        for key in (far, near):   # the nearer key is written last, so it wins where both show a pixel
+            flow, hidden = key_to_key_flow(video_flow, j, key)
+            warped = warp(truth[key:key + 1], flow.to(truth.device))
+            result = torch.where(hidden.to(truth.device).bool(), result, warped)
+        carried[j] = result[0]
+    return carried
+
+
 def steadiness(images: torch.Tensor, video_flow, consistency) -> float:
     """Mean PSNR (dB) of each frame against the frame before it carried along the clip's flow, on
     the pixels the earlier frame shows: how steady ``images`` ([N, 3, H, W] in [0, 1]) are along
@@ -86,10 +113,12 @@ def measure_settings(frames: torch.Tensor, configs: dict, pack_modules: dict):
     """Propagate ``frames`` (keys every KEY_SPACING from 0 to the last frame) in every style with
     every setting of ``configs`` (name → PropagationSettings), on the CPU with DIS medium flow.
 
-    ``pack_modules``: the pack's ``video`` (propagation.video), ``video_flow``, ``dis``, ``compose``
-    and ``consistency`` modules. Yields (style name, setting name, ``style_scores`` dict with ``steadiness``
-    and the truth's own ``truth_steadiness`` added, seconds per frame per direction) as each is
-    measured; every non-key frame gets both directions.
+    ``pack_modules``: the pack's ``video`` (propagation.video), ``video_flow``, ``dis``, ``compose``,
+    ``consistency`` and ``warp`` modules. Yields (style name, setting name, ``style_scores`` dict with
+    ``steadiness``, the truth's own ``truth_steadiness`` and the keys carried along the flow
+    (``carry_keys_along_flow``: ``carried`` mean, ``carried_next_to_key``, ``carried_farthest``)
+    added, seconds per frame per direction) as each is measured; every non-key frame gets both
+    directions.
     """
     video, compose, video_flow = pack_modules["video"], pack_modules["compose"], pack_modules["video_flow"]
     consistency = pack_modules["consistency"]
@@ -100,10 +129,14 @@ def measure_settings(frames: torch.Tensor, configs: dict, pack_modules: dict):
     for style_name, style in STYLES.items():
         truth = style(frames)
         truth_steadiness = steadiness(truth, flow, consistency)
+        carried = style_scores(carry_keys_along_flow(truth, keys, flow, compose.key_to_key_flow, pack_modules["warp"].warp),
+                               truth, keys, disoccluded)
         for name, settings in configs.items():
             started = time.perf_counter()
             output = video.propagate_video(frames, keys, truth[keys], flow, settings)
             seconds = (time.perf_counter() - started) / syntheses
             scores = style_scores(output, truth, keys, disoccluded)
-            scores |= {"steadiness": steadiness(output, flow, consistency), "truth_steadiness": truth_steadiness}
+            scores |= {"steadiness": steadiness(output, flow, consistency), "truth_steadiness": truth_steadiness,
+                       "carried_next_to_key": carried["next_to_key"], "carried_farthest": carried["farthest"],
+                       "carried": carried["pack"]}
             yield style_name, name, scores, seconds
