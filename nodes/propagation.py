@@ -18,7 +18,7 @@ DEFAULT_FLOW = "dis_medium"
 # More chains per batch stop paying off once a GPU is busy; the CPU runs one at a time.
 MOST_CHAINS_PER_BATCH = 8
 # blend_weights → PropagationSettings.error_blend (0: the temporal weights alone, as the reference).
-BLEND_WEIGHTS = {"distance and error": 1.0, "distance": 0.0}
+BLEND_WEIGHTS = {"distance and error": PropagationSettings.error_blend, "distance": 0.0}
 DEFAULT_BLEND_WEIGHTS = "distance and error"
 DEFAULT_SCREEN_TEXTURE = 1.0
 

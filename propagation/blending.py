@@ -55,7 +55,7 @@ def error_weights(error_a: torch.Tensor, error_b: torch.Tensor, w_a: float, w_b:
     middle of an interval averages a good patch with a wrong one. Errors [B, 1, H, W] ≥ 0 (the
     synthesis's descriptor SSD, offset by 1 so two perfect matches fall back to the temporal
     weights); returns two [B, 1, H, W] float32 tensors. k = 0 gives the temporal weights alone;
-    k above about 4 can overflow float32 on large errors (the pack uses k = 1).
+    k above about 4 can overflow float32 on large errors (the pack uses k = 0.5).
     """
     a = w_a * (error_b.clamp_min(0) + 1.0) ** sharpness
     b = w_b * (error_a.clamp_min(0) + 1.0) ** sharpness

@@ -38,8 +38,9 @@ class PropagationSettings:
     poisson: bool = False
     chains_per_batch: int = 1
     # Sharpness k of the error-weighted blend (blending.error_weights); 0: the temporal weights alone
-    # (the reference; bench/propagation.py --styles prints both).
-    error_blend: float = 1.0
+    # (the reference; bench/propagation.py --styles prints both). 0.5 keeps k = 1's PSNR and is
+    # steadier along the motion (bench/propagation_settings.py '{"error_blend": 1}'; README).
+    error_blend: float = 0.5
     # Strength of the screen-fixed texture separation (screen_texture.py) in [0, 1]; 0: off.
     screen_texture: float = 1.0
 
