@@ -18,15 +18,16 @@ KEY_SPACING = 10
 STYLES = {"stylization": stylize, "stylization × grain": stylize_with_grain}
 
 
-def key_interval_clip(path, limit: int, start: int = 0) -> torch.Tensor:
-    """Frames ``start`` … of a video, at most ``limit``, as many as make whole key intervals.
+def key_interval_clip(path, limit: int, start: int = 0, stride: int = 1) -> torch.Tensor:
+    """Frames ``start``, ``start + stride``, … of a video, at most ``limit``, as many as make whole
+    key intervals (a stride above 1 makes the motion between frames that many times larger).
 
     With (N − 1) a multiple of KEY_SPACING the last frame is a key, so every other frame lies
     between two keys and gets both directions.
     """
-    frames = read_video(path, limit=start + limit)[start:]
+    frames = read_video(path, limit=start + (limit - 1) * stride + 1)[start::stride]
     if frames.shape[0] < KEY_SPACING + 1:
-        raise ValueError(f"{path} holds {frames.shape[0]} frames from frame {start}: a key interval needs "
+        raise ValueError(f"{path} holds {frames.shape[0]} frames from frame {start} (every {stride}): a key interval needs "
                          f"{KEY_SPACING + 1}; start earlier.")
     return frames[:(frames.shape[0] - 1) // KEY_SPACING * KEY_SPACING + 1]
 
@@ -111,7 +112,9 @@ def steadiness(images: torch.Tensor, video_flow, consistency) -> float:
 
 def measure_settings(frames: torch.Tensor, configs: dict, pack_modules: dict):
     """Propagate ``frames`` (keys every KEY_SPACING from 0 to the last frame) in every style with
-    every setting of ``configs`` (name → PropagationSettings), on the CPU with DIS medium flow.
+    every setting of ``configs`` (name → PropagationSettings, or another propagation: a callable
+    ``(frames, keys, key_styles, video_flow) → (output, seconds per frame per direction)``, such as
+    bench/reference's pipeline), on the CPU with DIS medium flow.
 
     ``pack_modules``: the pack's ``video`` (propagation.video), ``video_flow``, ``dis``, ``compose``,
     ``consistency`` and ``warp`` modules. Yields (style name, setting name, ``style_scores`` dict with
@@ -132,9 +135,12 @@ def measure_settings(frames: torch.Tensor, configs: dict, pack_modules: dict):
         carried = style_scores(carry_keys_along_flow(truth, keys, flow, compose.key_to_key_flow, pack_modules["warp"].warp),
                                truth, keys, disoccluded)
         for name, settings in configs.items():
-            started = time.perf_counter()
-            output = video.propagate_video(frames, keys, truth[keys], flow, settings)
-            seconds = (time.perf_counter() - started) / syntheses
+            if callable(settings):
+                output, seconds = settings(frames, keys, truth[keys], flow)
+            else:
+                started = time.perf_counter()
+                output = video.propagate_video(frames, keys, truth[keys], flow, settings)
+                seconds = (time.perf_counter() - started) / syntheses
             scores = style_scores(output, truth, keys, disoccluded)
             scores |= {"steadiness": steadiness(output, flow, consistency), "truth_steadiness": truth_steadiness,
                        "carried_next_to_key": carried["next_to_key"], "carried_farthest": carried["farthest"],
