@@ -14,15 +14,20 @@ Rerender's code. Per key interval (b, e):
 - the two results are blended as the reference does: per pixel the side whose error (EbSynth's
   own per-pixel patch error) weighted by the other side's temporal weight is lower, sticky along
   the flow, then the histogram-preserving blend in OpenCV's 8-bit Lab, mixed by the temporal
-  weights i/(K−1) and re-standardised to the selected image's statistics. No Poisson step (the
-  paper used none). Each error map is paired with its own frame (the reference mirrors the
-  backward ones in time, which can only make it worse).
+  weights i/(K−1) and re-standardised to the selected image's statistics. No Poisson step: the
+  paper used none, though Rerender's command line turns it on by default (spec §4.3). Each error
+  map is paired with its own frame, as the spec advises (the reference reads the backward ones in
+  mirrored time order).
+
+EbSynth runs its CPU backend (this machine has no GPU; Rerender uses CUDA where it can): the CPU
+path propagates serially and ignores the stop threshold, so if anything it searches more than the
+CUDA one.
 
 The pipeline takes the same flow and occlusion masks as the pack (a ``flow.video_flow.VideoFlow``)
 so the two differ only in synthesis and blending. Images are numpy uint8 BGR inside, torch float
 RGB in [0, 1] at the edges. Outputs are cached under ``cache`` by a hash of everything they depend
-on (frames, key styles, flow, binary, guides), so a second run of a bench costs nothing for the
-reference.
+on (frames, key styles, flow, binary, guides, this file's source, OpenCV's version), so a second
+run of a bench costs nothing for the reference and an edit here never reads a stale result.
 """
 from __future__ import annotations
 
@@ -193,8 +198,18 @@ def blend_interval(forward: dict, backward: dict, frames: list[int], flow_to_pre
 def _digest(*parts) -> str:
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(part.numpy().tobytes() if isinstance(part, torch.Tensor) else str(part).encode())
+        if isinstance(part, torch.Tensor):
+            digest.update(f"{tuple(part.shape)}{part.dtype}".encode())
+            digest.update(part.numpy().tobytes())
+        else:
+            digest.update(str(part).encode())
+        digest.update(b"\0")
     return digest.hexdigest()[:24]
+
+
+def _pipeline_digest() -> str:
+    """This file's source and OpenCV's version: a cached output is stale once either changes."""
+    return hashlib.sha256(Path(__file__).read_bytes() + cv2.__version__.encode()).hexdigest()
 
 
 def propagate(frames: torch.Tensor, keys: list[int], styles: torch.Tensor, video_flow, binary: Path,
@@ -217,12 +232,12 @@ def propagate(frames: torch.Tensor, keys: list[int], styles: torch.Tensor, video
     cached = None
     if cache is not None:
         key = _digest(frames, styles, video_flow.forward, video_flow.backward, video_flow.occluded_forward,
-                      video_flow.occluded_backward, keys, guides, hashlib.sha256(binary.read_bytes()).hexdigest(), EBSYNTH_ARGUMENTS)
+                      video_flow.occluded_backward, keys, guides, hashlib.sha256(binary.read_bytes()).hexdigest(),
+                      EBSYNTH_ARGUMENTS, _pipeline_digest())
         cached = Path(cache) / f"rerender_{guides}_{key}.pt"
         if cached.exists():
             stored = torch.load(cached)
-            output = stored["output"]
-            return (output.float() / 255 if output.dtype == torch.uint8 else output), stored["seconds"]
+            return stored["output"].float() / 255, stored["seconds"]
     bgr = [to_bgr8(f) for f in frames]
     numpy_flow = {name: getattr(video_flow, name).permute(0, 2, 3, 1).numpy()
                   for name in ("forward", "backward", "occluded_forward", "occluded_backward")}
@@ -250,8 +265,10 @@ def propagate(frames: torch.Tensor, keys: list[int], styles: torch.Tensor, video
             for j, image in blended.items():
                 output[j] = from_bgr8(image)
     seconds = (time.perf_counter() - started) / max(syntheses, 1)
+    # 8-bit like EbSynth's outputs, and the same whether this run made the result or read it back
+    output8 = (output * 255).round().to(torch.uint8)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"output": (output * 255).round().to(torch.uint8), "seconds": seconds}, cached.with_suffix(".partial"))
+        torch.save({"output": output8, "seconds": seconds}, cached.with_suffix(".partial"))
         cached.with_suffix(".partial").rename(cached)
-    return output, seconds
+    return output8.float() / 255, seconds
