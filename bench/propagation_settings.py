@@ -32,7 +32,7 @@ from _pack import SHARED_DATA, plain, propagation_modules
 from harness.propagation_quality import KEY_SPACING, key_interval_clip, measure_settings
 
 MEASURES = ("pack", "next_to_key", "farthest", "pack_disoccluded", "steadiness")
-PROPAGATION_FIELDS = ("error_blend", "screen_texture")
+PROPAGATION_FIELDS = ("error_blend", "screen_texture", "warp_share")
 DEFAULT_INTERVALS = "wolf.mp4:0,woman-running.mp4:0,woman-running.mp4:20"
 
 

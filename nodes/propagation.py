@@ -21,6 +21,7 @@ MOST_CHAINS_PER_BATCH = 8
 BLEND_WEIGHTS = {"distance and error": PropagationSettings.error_blend, "distance": 0.0}
 DEFAULT_BLEND_WEIGHTS = "distance and error"
 DEFAULT_SCREEN_TEXTURE = 1.0
+DEFAULT_WARP_SHARE = PropagationSettings.warp_share
 
 
 def _weight(default: float, what: str, rerender_default: float) -> tuple:
@@ -83,12 +84,20 @@ class RerenderPropagate:
                                "screen: it is estimated from what the key frames share at the same place, taken "
                                "out before propagating and put back after, so it does not slide with the motion. "
                                "1: as estimated; 0: off, everything moves with the scene. Where the key frames "
-                               "share nothing at a place, nothing changes there."})),
+                               "share nothing at a place, nothing changes there."}),
+                warp_share=("FLOAT", {
+                    "default": DEFAULT_WARP_SHARE, "min": 0.0, "max": 1.0, "step": 0.05,
+                    "tooltip": "How much of each frame is its key frame carried along the optical flow, where the key "
+                               "shows that spot; the rest is the patch synthesis. The synthesis picks its patches "
+                               "afresh at every frame and the carried key never does, so their mix is closer to the "
+                               "style and steadier. Lower it when the flow is poor (fast motion, blur); 0: the "
+                               "synthesis alone, as EbSynth."})),
         }
 
     def propagate(self, frames, key_frames, key_indices, blend, patch_size, uniformity, iterations, color_weight,
                   edge_weight, temporal_weight, positional_weight, flow=None, optical_flow=None,
-                  blend_weights=DEFAULT_BLEND_WEIGHTS, screen_texture=DEFAULT_SCREEN_TEXTURE):
+                  blend_weights=DEFAULT_BLEND_WEIGHTS, screen_texture=DEFAULT_SCREEN_TEXTURE,
+                  warp_share=DEFAULT_WARP_SHARE):
         clip = image_to_frames(frames, "frames")
         keys = image_to_frames(key_frames, "key_frames")
         if not isinstance(key_indices, KeyframeIndices):
@@ -98,6 +107,8 @@ class RerenderPropagate:
             raise ValueError(f"blend_weights must be one of {', '.join(BLEND_WEIGHTS)} (got {blend_weights!r}).")
         if not 0 <= screen_texture <= 1:
             raise ValueError(f"screen_texture must be between 0 (off) and 1 (got {screen_texture}).")
+        if not 0 <= warp_share <= 1:
+            raise ValueError(f"warp_share must be between 0 (the synthesis alone) and 1 (got {warp_share}).")
         if patch_size % 2 == 0:
             raise ValueError(f"patch_size must be odd (got {patch_size}).")
         if flow is None and optical_flow is None:
@@ -110,7 +121,7 @@ class RerenderPropagate:
                                         descriptor_dims=8),
             weights=GuideWeights(color_weight, edge_weight, temporal_weight, positional_weight),
             poisson=blend == "histogram+poisson", error_blend=BLEND_WEIGHTS[blend_weights],
-            screen_texture=screen_texture)
+            screen_texture=screen_texture, warp_share=warp_share)
         if is_accelerator(device):
             # The host offloads earlier models as it sees fit; the batch is sized from what is then free.
             per_chain = device_bytes_per_chain(*clip.shape[-2:], settings)

@@ -6,6 +6,13 @@ positional (the key's coordinate ramp carried frame by frame). The search starts
 frame's NNF carried by the flow, and the positional guide's coordinates are offered as a candidate.
 Several chains (directions, key intervals) advance together as one batch. Everything a chain holds
 lives on the device of its key frame; the source pyramid (key style and guides) is built once.
+
+Each output is the synthesis mixed with the key itself carried along the flow (``warp_share`` of
+it, where the key shows the pixel): a patch synthesis re-picks and re-averages patches at every
+frame and the warp never does, so their errors are largely independent and their mean is nearer
+the truth than either (bench/propagation_settings.py '{"warp_share": 0}' compares). The chain
+tracks where each pixel of its latest frame lies in the key (the consecutive flows composed one
+step at a time, bilinearly) and whether it stayed visible all the way.
 """
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .guides import GuideWeights, carry, coordinate_ramp, edge_guide
+from ..flow.warp import warp
+from .guides import GuideWeights, carry, coordinate_ramp, edge_guide, outside_frame
 from .synthesis import SourcePyramid, SynthesisSettings, synthesize_from
 
 
@@ -32,6 +40,9 @@ class ChainState:
     output: torch.Tensor        # [1, 3, H, W] latest output, 0..255
     positional: torch.Tensor    # [1, 2, H, W]
     nnf: torch.Tensor           # [1, 2, H, W]
+    key_style: torch.Tensor     # [1, 3, H, W] the key's style, 0..255
+    to_key: torch.Tensor        # [1, 2, H, W] flow from the latest frame to the key (pixels)
+    key_shows: torch.Tensor     # [1, 1, H, W] 1 where the key shows the latest frame's pixel
 
 
 def start_chain(key_frame: torch.Tensor, key_style: torch.Tensor, settings: SynthesisSettings = SynthesisSettings(),
@@ -47,7 +58,9 @@ def start_chain(key_frame: torch.Tensor, key_style: torch.Tensor, settings: Synt
     source_guides = torch.cat((key_frame, edge_guide(key_frame), key_style, ramp), dim=1)
     source = SourcePyramid.build(key_style, source_guides, weights.per_channel(key_frame.device), (height, width),
                                  weights.style, settings)
-    return ChainState(source, key_style, ramp, positional_to_nnf(ramp))
+    return ChainState(source, key_style, ramp, positional_to_nnf(ramp), key_style,
+                      torch.zeros(1, 2, height, width, device=key_frame.device),
+                      torch.ones(1, 1, height, width, device=key_frame.device))
 
 
 class ChainBatch:
@@ -58,13 +71,15 @@ class ChainBatch:
         self.source = SourcePyramid.stack([c.source for c in chains])
 
     def advance(self, frames: torch.Tensor, flows: torch.Tensor, occluded: torch.Tensor,
-                settings: SynthesisSettings) -> tuple[torch.Tensor, torch.Tensor]:
+                settings: SynthesisSettings, warp_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Move every chain one frame on (their states are updated).
 
         Args:
             frames: [B, 3, H, W] the next frame of each chain, 0..255, on the chains' device.
             flows: [B, 2, H, W] flow from that frame to the chain's previous frame.
             occluded: [B, 1, H, W] pixels of that frame the previous frame does not show.
+            warp_share: in [0, 1], how much of the key carried along the flow each output takes
+                where the key shows the pixel (0: the synthesis alone, EbSynth's output).
 
         Returns:
             (outputs [B, 3, H, W] in 0..255, errors [B, 1, H, W]), float32 on the chains' device.
@@ -80,8 +95,19 @@ class ChainBatch:
         target_guides = torch.cat((frames, edge_guide(frames), temporal, positional), dim=1)
         result = synthesize_from(self.source, target_guides, init_nnf=carried, candidates=(positional_nnf,),
                                  settings=settings)
+        # F_{t→key}(x) = f_{t→t−1}(x) + F_{t−1→key}(x + f_{t→t−1}(x)); a pixel stays shown while it is
+        # visible at every step and inside the frame.
+        to_key = flows + warp(torch.cat([c.to_key for c in chains]), flows)
+        key_shows = ((warp(torch.cat([c.key_shows for c in chains]), flows) > 0.5).float()
+                     * (1 - occluded.float()) * (1 - outside_frame(flows)))
+        output = result.style
+        if warp_share > 0:
+            carried_key = warp(torch.cat([c.key_style for c in chains]), to_key)
+            output = output + warp_share * key_shows * (carried_key - output)
         for i, chain in enumerate(chains):
-            chain.output = result.style[i:i + 1]
+            chain.output = output[i:i + 1]
             chain.positional = positional[i:i + 1]
             chain.nnf = result.nnf[i:i + 1]
-        return result.style, result.error
+            chain.to_key = to_key[i:i + 1]
+            chain.key_shows = key_shows[i:i + 1]
+        return output, result.error

@@ -43,6 +43,9 @@ class PropagationSettings:
     error_blend: float = 0.5
     # Strength of the screen-fixed texture separation (screen_texture.py) in [0, 1]; 0: off.
     screen_texture: float = 1.0
+    # Share of the key carried along the flow in each propagated frame, where the key shows it
+    # (chain.py); 0: the synthesis alone, as EbSynth. README "The carried key" measures it.
+    warp_share: float = 0.5
 
 
 @dataclass
@@ -85,6 +88,8 @@ def device_bytes_per_chain(height: int, width: int, settings: PropagationSetting
         + 8                                # error, total, occupancy, counts, masks, penalty
         + 2 * STYLE_CHANNELS               # vote accumulator and target style
         + 3 * (STYLE_CHANNELS + 2 + 2)     # carried temporal/positional/NNF guides and their fills
+        + 2 * (3 + 2 + 1)                  # key style, flow to the key, where the key shows;
+                                           # and their carried copies while the output is mixed
         + 4 * 3 + 4                        # blending: Lab A, B, selection, blend; masks
     )
     return int(floats_per_pixel * 4 * TEMPORARIES_MARGIN * height * width)
@@ -197,7 +202,7 @@ def propagate_video(frames: torch.Tensor, keys: list[int], styles: torch.Tensor,
                 occluded.append(video_flow.occluded_forward[target:target + 1])
         images, errors = batches["batch"].advance(on_device(torch.stack([frames[t] for t in targets])).float() * 255,
                                                   on_device(torch.cat(flows)), on_device(torch.cat(occluded)),
-                                                  settings.synthesis)
+                                                  settings.synthesis, settings.warp_share)
         done += len(active)
         if on_progress is not None:
             on_progress(done, total)

@@ -57,7 +57,8 @@ def test_synthesis_steps_never_wait_for_the_gpu(pack):
     torch.cuda.set_sync_debug_mode("error")   # any host synchronisation raises
     try:
         for j in (1, 2):
-            batch.advance(frames[j:j + 1], flows[j - 1:j], occluded[j - 1:j], video.PropagationSettings().synthesis)
+            batch.advance(frames[j:j + 1], flows[j - 1:j], occluded[j - 1:j], video.PropagationSettings().synthesis,
+                          video.PropagationSettings().warp_share)
     finally:
         torch.cuda.set_sync_debug_mode("default")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.synthetic import grained_clip, textured
+from harness.synthetic import constant_flow, grained_clip, shifted_clip, textured
 
 
 def test_pyramid_levels_follow_ebsynth(pack):
@@ -76,6 +76,31 @@ def test_guides_are_carried_along_the_flow(pack):
     assert torch.equal(carried[..., :, 2:], ramp[..., :, :-2])
     near = carried[..., :, 2:6]
     assert near.min() - 1e-4 <= carried[..., :, :2].min() and carried[..., :, :2].max() <= near.max() + 1e-4
+
+
+def test_a_chain_carries_its_key_along_the_flow_where_the_key_shows(pack):
+    """Three steps of a texture moving 2 px right and 1 down, with a patch occluded on the way: the
+    chain's flow to the key is (−6, −3), the pixels that came in over the frame's edges or passed
+    the occluded patch are not shown by the key, and with warp_share 1 every shown pixel is the
+    key's style carried there."""
+    chain, synthesis = pack.propagation.chain, pack.propagation.synthesis
+    clip, _ = shifted_clip(frames=4, dx=2, dy=1, height=48, width=64, cell=8)
+    frames, styles = clip * 255, (1 - clip) * 255
+    batch = chain.ChainBatch([chain.start_chain(frames[:1], styles[:1])])
+    to_previous = constant_flow(-2, -1, 48, 64)
+    for t in (1, 2, 3):
+        occluded = torch.zeros(1, 1, 48, 64)
+        if t == 2:
+            occluded[..., 20:24, 30:34] = 1   # in frame 3 at rows 21-24, columns 32-35
+        output, _ = batch.advance(frames[t:t + 1], to_previous, occluded, synthesis.SynthesisSettings(),
+                                  warp_share=1.0)
+    state = batch.chains[0]
+    expected = torch.ones(48, 64, dtype=torch.bool)
+    expected[:3] = expected[:, :6] = False
+    expected[21:25, 32:36] = False
+    assert torch.equal(state.key_shows[0, 0].bool(), expected)
+    assert torch.equal(state.to_key[0, :, expected], torch.tensor([[-6.0], [-3.0]]).expand(2, int(expected.sum())))
+    assert torch.allclose(output[0][:, expected], styles[3][:, expected], atol=1e-3)
 
 
 def test_fill_holes_takes_values_from_around(pack):

@@ -177,6 +177,7 @@ def test_a_texture_fixed_on_the_screen_stays_there(pack, seed):
     ("even patch", "patch_size must be odd"),
     ("blend weights", "blend_weights must be one of distance and error, distance"),
     ("screen texture", "screen_texture must be between 0 \\(off\\) and 1"),
+    ("warp share", "warp_share must be between 0 \\(the synthesis alone\\) and 1"),
 ])
 def test_bad_input_to_the_node(host, pack, case, message):
     clip, truth = inverted_clip()
@@ -193,6 +194,8 @@ def test_bad_input_to_the_node(host, pack, case, message):
         overrides["blend_weights"] = "error"
     elif case == "screen texture":
         overrides["screen_texture"] = 1.5
+    elif case == "warp share":
+        overrides["warp_share"] = -0.1
     with pytest.raises(ValueError, match=message):
         propagate_node(host, pack, clip, keys, styles, **overrides)
 

@@ -47,7 +47,7 @@ def main(argv: list[str]) -> None:
             batch = chain.ChainBatch([chain.start_chain(frames[:1], 255 - frames[:1])])
             for j in range(1, 4):
                 batch.advance(frames[j:j + 1], flow.backward[j - 1:j], flow.occluded_backward[j - 1:j],
-                              video.PropagationSettings().synthesis)
+                              video.PropagationSettings().synthesis, video.PropagationSettings().warp_share)
             return batch
 
         run()   # the first call also loads kernels and thread pools, which are no chain's memory
