@@ -1,8 +1,8 @@
 """Propagating one stylised key frame along the clip, one frame at a time (one direction).
 
 For each frame j after the key (in the chain's order) the target guides are: colour (frame j),
-edge (its Laplacian), temporal (the previous output carried to j by the flow, gaps filled) and
-positional (the key's coordinate ramp carried frame by frame). The search starts from the previous
+edge (its Laplacian), temporal (the previous output carried to j by the flow, gaps filled; weight 0
+by default, the carried key below keeps the frames steady instead) and positional (the key's coordinate ramp carried frame by frame). The search starts from the previous
 frame's NNF carried by the flow, and the positional guide's coordinates are offered as a candidate.
 Several chains (directions, key intervals) advance together as one batch. Everything a chain holds
 lives on the device of its key frame; the source pyramid (key style and guides) is built once.
@@ -12,7 +12,9 @@ it, where the key shows the pixel): a patch synthesis re-picks and re-averages p
 frame and the warp never does, so their errors are largely independent and their mean is nearer
 the truth than either (bench/propagation_settings.py '{"warp_share": 0}' compares). The chain
 tracks where each pixel of its latest frame lies in the key (the consecutive flows composed one
-step at a time, bilinearly) and whether it stayed visible all the way.
+step at a time, bilinearly) and how surely the key shows it (``carry_to_key``). The error maps
+returned beside the mixed outputs are the synthesis's own patch errors: the blend judges the two
+sides by how well their patches matched.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..flow.warp import warp
-from .guides import GuideWeights, carry, coordinate_ramp, edge_guide, outside_frame
+from ..flow.warp import pixel_grid, warp
+from .guides import GuideWeights, carry, coordinate_ramp, edge_guide
 from .synthesis import SourcePyramid, SynthesisSettings, synthesize_from
 
 
@@ -42,7 +44,7 @@ class ChainState:
     nnf: torch.Tensor           # [1, 2, H, W]
     key_style: torch.Tensor     # [1, 3, H, W] the key's style, 0..255
     to_key: torch.Tensor        # [1, 2, H, W] flow from the latest frame to the key (pixels)
-    key_shows: torch.Tensor     # [1, 1, H, W] 1 where the key shows the latest frame's pixel
+    key_shows: torch.Tensor     # [1, 1, H, W] in [0, 1], how surely the key shows the latest frame's pixel
 
 
 def start_chain(key_frame: torch.Tensor, key_style: torch.Tensor, settings: SynthesisSettings = SynthesisSettings(),
@@ -61,6 +63,41 @@ def start_chain(key_frame: torch.Tensor, key_style: torch.Tensor, settings: Synt
     return ChainState(source, key_style, ramp, positional_to_nnf(ramp), key_style,
                       torch.zeros(1, 2, height, width, device=key_frame.device),
                       torch.ones(1, 1, height, width, device=key_frame.device))
+
+
+# Below this share of shown pixels under a sample, the flow to the key is carried unweighted.
+SHOWN_FLOOR = 1e-3
+
+
+def carry_to_key(to_key: torch.Tensor, key_shows: torch.Tensor, flows: torch.Tensor,
+                 occluded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the flow from a chain's frame to its key, and of where the key shows the frame.
+
+    F_{t→key}(x) = f_{t→t−1}(x) + F_{t−1→key}(x + f_{t→t−1}(x)). The second term is read bilinearly
+    from the shown pixels only (weighted by ``key_shows``), so neither the frame's zero padding nor
+    pixels the key never showed pull it. The key shows a pixel by the share of shown pixels its
+    sample reads (soft, so a sub-pixel motion wears an edge away gradually instead of by whole
+    pixels or not at all), times its visibility in the previous frame, and only while the key
+    position it lands on lies inside the key frame.
+
+    Args:
+        to_key: [B, 2, H, W] float32, flow from the previous frame to the key (pixels).
+        key_shows: [B, 1, H, W] float32 in [0, 1] for the previous frame.
+        flows: [B, 2, H, W] flow from the new frame to the previous one.
+        occluded: [B, 1, H, W] pixels of the new frame the previous one does not show (1).
+
+    Returns:
+        (to_key, key_shows) for the new frame, like the inputs.
+    """
+    _, _, height, width = flows.shape
+    reached = warp(key_shows, flows)
+    weighted = warp(to_key * key_shows, flows) / reached.clamp_min(SHOWN_FLOOR)
+    to_key = flows + torch.where(reached > SHOWN_FLOOR, weighted, warp(to_key, flows))
+    landing = pixel_grid(height, width, flows.device) + to_key
+    inside = ((landing[:, 0:1] >= 0) & (landing[:, 0:1] <= width - 1)
+              & (landing[:, 1:2] >= 0) & (landing[:, 1:2] <= height - 1))
+    key_shows = reached.clamp(0, 1) * (1 - occluded.float()) * inside.float()
+    return to_key, key_shows
 
 
 class ChainBatch:
@@ -95,11 +132,8 @@ class ChainBatch:
         target_guides = torch.cat((frames, edge_guide(frames), temporal, positional), dim=1)
         result = synthesize_from(self.source, target_guides, init_nnf=carried, candidates=(positional_nnf,),
                                  settings=settings)
-        # F_{t→key}(x) = f_{t→t−1}(x) + F_{t−1→key}(x + f_{t→t−1}(x)); a pixel stays shown while it is
-        # visible at every step and inside the frame.
-        to_key = flows + warp(torch.cat([c.to_key for c in chains]), flows)
-        key_shows = ((warp(torch.cat([c.key_shows for c in chains]), flows) > 0.5).float()
-                     * (1 - occluded.float()) * (1 - outside_frame(flows)))
+        to_key, key_shows = carry_to_key(torch.cat([c.to_key for c in chains]),
+                                         torch.cat([c.key_shows for c in chains]), flows, occluded)
         output = result.style
         if warp_share > 0:
             carried_key = warp(torch.cat([c.key_style for c in chains]), to_key)

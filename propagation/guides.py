@@ -93,11 +93,11 @@ def carry(image: torch.Tensor, flow: torch.Tensor, occluded: torch.Tensor) -> to
             previous one; occluded: [B, 1, H, W], pixels of the new frame the previous lacks.
     """
     moved = warp(image, flow, mode="nearest")
-    outside = outside_frame(flow)
+    outside = _outside(flow)
     return fill_holes(moved, torch.maximum(occluded.to(moved), outside))
 
 
-def outside_frame(flow: torch.Tensor) -> torch.Tensor:
+def _outside(flow: torch.Tensor) -> torch.Tensor:
     """Pixels whose flow points outside the frame: [B, 1, H, W]."""
     _, _, height, width = flow.shape
     xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width) + flow[:, 0]

@@ -73,7 +73,7 @@ def device_bytes_per_chain(height: int, width: int, settings: PropagationSetting
     test, the vote's accumulators, the carried guides and the chain's state, plus the blend of a
     frame (Lab images, masks), times a margin for the short-lived temporaries of padding, casting and
     concatenation not listed. A test measures the per-pixel growth of one chain on the CPU (about
-    740 B per pixel between 192x256 and 384x512) and checks that the estimate covers it.
+    780 B per pixel between 192x256 and 384x512) and checks that the estimate covers it.
     """
     synthesis = settings.synthesis
     channels = GUIDE_CHANNELS + STYLE_CHANNELS

@@ -98,9 +98,25 @@ def test_a_chain_carries_its_key_along_the_flow_where_the_key_shows(pack):
     expected = torch.ones(48, 64, dtype=torch.bool)
     expected[:3] = expected[:, :6] = False
     expected[21:25, 32:36] = False
-    assert torch.equal(state.key_shows[0, 0].bool(), expected)
+    assert torch.equal(state.key_shows[0, 0] > 0.5, expected)
     assert torch.equal(state.to_key[0, :, expected], torch.tensor([[-6.0], [-3.0]]).expand(2, int(expected.sum())))
     assert torch.allclose(output[0][:, expected], styles[3][:, expected], atol=1e-3)
+
+
+def test_a_slow_pan_wears_the_key_away_at_the_frame_edge(pack):
+    """Twenty steps of 0.3 px right and 0.2 px down per frame: the flow to the key is (−6, −4)
+    wherever the key shows a pixel, pixels whose place in the key lies off the key frame are not
+    shown (rounded per step, a 0.3 px motion would never leave the frame, and the carried key would
+    read the zero padding there), and the key still shows the rest well inside."""
+    chain = pack.propagation.chain
+    to_key, shows = torch.zeros(1, 2, 48, 64), torch.ones(1, 1, 48, 64)
+    for _ in range(20):
+        to_key, shows = chain.carry_to_key(to_key, shows, constant_flow(-0.3, -0.2, 48, 64), torch.zeros(1, 1, 48, 64))
+    shown = shows[0, 0] > 0
+    assert not shown[:, :6].any() and not shown[:4].any()
+    assert shows[0, 0, 12:, 16:].min() > 0.99
+    expected = torch.tensor([-6.0, -4.0]).view(2, 1)
+    assert torch.allclose(to_key[0][:, shown], expected.expand(2, int(shown.sum())), atol=1e-3)
 
 
 def test_fill_holes_takes_values_from_around(pack):
