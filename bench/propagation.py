@@ -115,10 +115,16 @@ def main_styles() -> None:
     modules = propagation_modules()
     video = modules["video"]
     default = video.PropagationSettings(chains_per_batch=1)
-    blends = {f"distance × error, k={default.error_blend:g}, screen texture (default)": default,
-              "distance × error, no screen texture": dataclasses.replace(default, screen_texture=0.0),
-              "distance only, colour weight 6 (the reference's), no screen texture": dataclasses.replace(
-                  default, error_blend=0.0, screen_texture=0.0, weights=dataclasses.replace(default.weights, color=6.0))}
+    without_carried_key = dataclasses.replace(default, warp_share=0.0,
+                                              weights=dataclasses.replace(default.weights, temporal=0.5))
+    blends = {"defaults": default,
+              "no carried key, temporal weight 0.5": without_carried_key,
+              "also no screen texture": dataclasses.replace(without_carried_key, screen_texture=0.0),
+              "also distance only, colour weight 6 (the reference's)": dataclasses.replace(
+                  without_carried_key, error_blend=0.0, screen_texture=0.0,
+                  weights=dataclasses.replace(without_carried_key.weights, color=6.0))}
+    if os.environ.get("STYLES_ROWS"):   # e.g. STYLES_ROWS=2: the first rows only
+        blends = dict(list(blends.items())[:int(os.environ["STYLES_ROWS"])])
     print(f"propagation on cpu, default settings, DIS medium flow; torch threads {torch.get_num_threads()}")
     clips = {name: key_interval_clip(SHARED_DATA / "videos" / name, STYLE_MAX_FRAMES) for name in STYLE_CLIPS}
     for name, frames in clips.items():
