@@ -43,9 +43,9 @@ def _check_chain(steps: torch.Tensor, occluded: torch.Tensor | None) -> None:
                          f"{tuple(steps.shape)}; got {shape}. Pass the occlusion masks of the same flows.")
 
 
-def _outside_frame(positions: torch.Tensor) -> torch.Tensor:
-    """1 where pixel positions [1, 2, H, W] lie outside the pixel centres' rectangle, where
-    bilinear sampling would read the zero padding instead of the frame."""
+def outside_frame(positions: torch.Tensor) -> torch.Tensor:
+    """1 where pixel positions [B, 2, H, W] (x, y) lie outside the pixel centres' rectangle, where
+    bilinear sampling would read the zero padding instead of the frame: [B, 1, H, W] float."""
     _, _, height, width = positions.shape
     x, y = positions[:, 0:1], positions[:, 1:2]
     outside = (x < 0) | (x > width - 1) | (y < 0) | (y > height - 1)
@@ -89,7 +89,7 @@ def compose_flows(steps: torch.Tensor, occluded: torch.Tensor | None = None) -> 
             step_occluded = warp(occluded[k:k + 1].to(steps.device).float(), composed)
             lost = torch.maximum(lost, (step_occluded > OCCLUDED_SHARE).float())
         composed = composed + warp(steps[k:k + 1], composed)
-        lost = torch.maximum(lost, _outside_frame(grid + composed))
+        lost = torch.maximum(lost, outside_frame(grid + composed))
     return composed, lost
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..flow.compose import outside_frame
 from ..flow.warp import pixel_grid, warp
 from .guides import GuideWeights, carry, coordinate_ramp, edge_guide
 from .synthesis import SourcePyramid, SynthesisSettings, synthesize_from
@@ -93,10 +94,8 @@ def carry_to_key(to_key: torch.Tensor, key_shows: torch.Tensor, flows: torch.Ten
     reached = warp(key_shows, flows)
     weighted = warp(to_key * key_shows, flows) / reached.clamp_min(SHOWN_FLOOR)
     to_key = flows + torch.where(reached > SHOWN_FLOOR, weighted, warp(to_key, flows))
-    landing = pixel_grid(height, width, flows.device) + to_key
-    inside = ((landing[:, 0:1] >= 0) & (landing[:, 0:1] <= width - 1)
-              & (landing[:, 1:2] >= 0) & (landing[:, 1:2] <= height - 1))
-    key_shows = reached.clamp(0, 1) * (1 - occluded.float()) * inside.float()
+    landed_outside = outside_frame(pixel_grid(height, width, flows.device) + to_key)
+    key_shows = reached.clamp(0, 1) * (1 - occluded.float()) * (1 - landed_outside)
     return to_key, key_shows
 
 
@@ -116,7 +115,8 @@ class ChainBatch:
             flows: [B, 2, H, W] flow from that frame to the chain's previous frame.
             occluded: [B, 1, H, W] pixels of that frame the previous frame does not show.
             warp_share: in [0, 1], how much of the key carried along the flow each output takes
-                where the key shows the pixel (0: the synthesis alone, EbSynth's output).
+                where the key shows the pixel (0: the synthesis alone, EbSynth's output, and the
+                flow to the key is not tracked); keep it the same along a chain.
 
         Returns:
             (outputs [B, 3, H, W] in 0..255, errors [B, 1, H, W]), float32 on the chains' device.
@@ -132,16 +132,17 @@ class ChainBatch:
         target_guides = torch.cat((frames, edge_guide(frames), temporal, positional), dim=1)
         result = synthesize_from(self.source, target_guides, init_nnf=carried, candidates=(positional_nnf,),
                                  settings=settings)
-        to_key, key_shows = carry_to_key(torch.cat([c.to_key for c in chains]),
-                                         torch.cat([c.key_shows for c in chains]), flows, occluded)
         output = result.style
-        if warp_share > 0:
+        if warp_share > 0:   # the carried key is tracked only for a chain that mixes it in
+            to_key, key_shows = carry_to_key(torch.cat([c.to_key for c in chains]),
+                                             torch.cat([c.key_shows for c in chains]), flows, occluded)
             carried_key = warp(torch.cat([c.key_style for c in chains]), to_key)
             output = output + warp_share * key_shows * (carried_key - output)
+            for i, chain in enumerate(chains):
+                chain.to_key = to_key[i:i + 1]
+                chain.key_shows = key_shows[i:i + 1]
         for i, chain in enumerate(chains):
             chain.output = output[i:i + 1]
             chain.positional = positional[i:i + 1]
             chain.nnf = result.nnf[i:i + 1]
-            chain.to_key = to_key[i:i + 1]
-            chain.key_shows = key_shows[i:i + 1]
         return output, result.error
