@@ -69,8 +69,9 @@ def chain_estimates(frames: torch.Tensor, flow, key: int, targets: list[int], ke
 
     ``frames``: [N, 3, H, W] in [0, 1]; ``key_style``: [1, 3, H, W] in [0, 1], the key as the chain
     carries it (without the screen texture). The chain advances with ``warp_share`` 0 and the mix is
-    recomputed from S, K and V, which equals the pack's only while the temporal guide weighs 0 (the
-    mixed output is what the temporal guide would carry)."""
+    recomputed from S, K and V (``out``, by the pack's own ``mix_carried_key``), which equals the
+    pack's only while the temporal guide weighs 0 (the mixed output is what the temporal guide would
+    carry)."""
     if settings.weights.temporal != 0:
         raise SystemExit("propagation_fall.py needs the temporal guide's weight 0 (today's default)")
     chain, warp = plain("propagation.chain"), plain("flow.warp").warp
@@ -88,16 +89,17 @@ def chain_estimates(frames: torch.Tensor, flow, key: int, targets: list[int], ke
         estimates["S"].append(synthesis / 255)
         estimates["K"].append(warp(state.key_style, to_key) / 255)
         estimates["V"].append(shows)
-    return {name: torch.cat(values) for name, values in estimates.items()}
+    estimates = {name: torch.cat(values) for name, values in estimates.items()}
+    estimates["out"] = chain.mix_carried_key(estimates["S"], estimates["K"], estimates["V"], settings.warp_share)
+    return estimates
 
 
-def oracle_outputs(a: dict, b: dict, truth: torch.Tensor, share: float) -> dict:
+def oracle_outputs(a: dict, b: dict, truth: torch.Tensor) -> dict:
     """The three oracle blends of the forward chain ``a`` and the backward chain ``b`` (both indexed
-    by the frames between the keys, in clip order) against ``truth`` ([T, 3, H, W], in the chains'
-    untextured space: the screen texture is one plane for all channels, so it scales each pixel's
-    errors alike and changes no choice). Returns name → [T, 3, H, W]."""
-    out_a = a["S"] + share * a["V"] * (a["K"] - a["S"])
-    out_b = b["S"] + share * b["V"] * (b["K"] - b["S"])
+    by the frames between the keys, in clip order, with their outputs ``out``) against ``truth``
+    ([T, 3, H, W], in the chains' untextured space: the screen texture is one plane for all
+    channels, so it scales each pixel's errors alike and changes no choice). Returns name → [T, 3, H, W]."""
+    out_a, out_b = a["out"], b["out"]
 
     def error(x):
         return (x - truth).pow(2).sum(1, keepdim=True)
@@ -113,8 +115,9 @@ def oracle_outputs(a: dict, b: dict, truth: torch.Tensor, share: float) -> dict:
 
 
 def commit_propagation(commit: str, workdir: str):
-    """``propagate_video`` and ``PropagationSettings`` of the pack at ``commit`` (its packages
-    extracted with ``git archive`` into ``workdir`` and imported under another name)."""
+    """``(frames, keys, key_styles, video_flow) → output``: the pack's propagation at ``commit`` with
+    that commit's default settings (its tree extracted with ``git archive`` into ``workdir`` and
+    imported under another name)."""
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", commit], check=True, capture_output=True,
                             text=True).stdout.strip()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
@@ -139,7 +142,7 @@ def main() -> None:
     video, compose, warp = modules["video"], modules["compose"], modules["warp"].warp
     screen_texture = plain("propagation.screen_texture")
     settings = video.PropagationSettings()
-    workdir = tempfile.TemporaryDirectory()
+    workdir = tempfile.TemporaryDirectory() if args.against else None
     against = commit_propagation(args.against, workdir.name) if args.against else None
     rows = ROWS + ((f"pack at {args.against}",) if against else ())
     print(f"keys {KEY_SPACING} frames apart, DIS medium flow, CPU; torch threads {torch.get_num_threads()}")
@@ -162,7 +165,7 @@ def main() -> None:
             backward = chain_estimates(frames, flow, keys[1], between[::-1], carried_keys[1], settings)
             backward = {name: values.flip(0) for name, values in backward.items()}   # clip order
             outputs = {"defaults": video.propagate_video(frames, keys, truth[keys], flow, settings)}
-            for name, estimate in oracle_outputs(forward, backward, truth[between] / texture, settings.warp_share).items():
+            for name, estimate in oracle_outputs(forward, backward, truth[between] / texture).items():
                 outputs[name] = truth.clone()
                 outputs[name][between] = (estimate * texture).clamp(0, 1)
             outputs["keys carried along the flow"] = carry_keys_along_flow(truth, keys, flow, compose.key_to_key_flow, warp)
@@ -171,7 +174,7 @@ def main() -> None:
             scores = {name: style_scores(output, truth, keys, disoccluded) for name, output in outputs.items()}
             alone = {}
             for side, distances in ((forward, (0, 4)), (backward, (8, 4))):   # indices of distance 1 and 5
-                own = (side["S"] + settings.warp_share * side["V"] * (side["K"] - side["S"])) * texture
+                own = side["out"] * texture
                 for measure, index in zip(("next_to_key", "farthest"), distances):
                     frame = between[index]
                     alone.setdefault(measure, []).append(psnr(own[index].clamp(0, 1), truth[frame]))

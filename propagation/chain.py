@@ -99,6 +99,18 @@ def carry_to_key(to_key: torch.Tensor, key_shows: torch.Tensor, flows: torch.Ten
     return to_key, key_shows
 
 
+def mix_carried_key(synthesis: torch.Tensor, carried_key: torch.Tensor, key_shows: torch.Tensor,
+                    warp_share: float) -> torch.Tensor:
+    """A chain's output: the synthesis with ``warp_share`` of the carried key where the key shows the pixel.
+
+    Args:
+        synthesis, carried_key: [B, 3, H, W] float, same units (0..255 in the chains).
+        key_shows: [B, 1, H, W] in [0, 1] (``carry_to_key``).
+        warp_share: in [0, 1].
+    """
+    return synthesis + warp_share * key_shows * (carried_key - synthesis)
+
+
 class ChainBatch:
     """Chains that advance together; their source pyramids are stacked once for the batch."""
 
@@ -137,7 +149,7 @@ class ChainBatch:
             to_key, key_shows = carry_to_key(torch.cat([c.to_key for c in chains]),
                                              torch.cat([c.key_shows for c in chains]), flows, occluded)
             carried_key = warp(torch.cat([c.key_style for c in chains]), to_key)
-            output = output + warp_share * key_shows * (carried_key - output)
+            output = mix_carried_key(output, carried_key, key_shows, warp_share)
             for i, chain in enumerate(chains):
                 chain.to_key = to_key[i:i + 1]
                 chain.key_shows = key_shows[i:i + 1]
